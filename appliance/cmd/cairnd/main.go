@@ -1,0 +1,64 @@
+// Command cairnd is the Cairn appliance daemon. With no flags it runs a
+// single-node appliance on embedded storage in ./cairn-data: it creates its
+// CA, HTTPS certificate, admin token and master key on first start and serves
+// the REST API under /api/v1.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "cairnd: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func newRoot() *cobra.Command {
+	var cfg config
+	cmd := &cobra.Command{
+		Use:   "cairnd",
+		Short: "Run a Cairn backup appliance node",
+		Long: `cairnd runs a Cairn appliance node. With no flags it starts a single-node
+appliance with embedded storage in ./cairn-data, creating on first start:
+
+  ca.pem       the CA of the HTTPS certificate (give it to clients: cairn --ca)
+  admin.token  the admin API token, mode 0600 (cairn --token-file)
+  master.key   the master key, sealed by the passphrase when one is given
+
+The master key is sealed by a passphrase from --passphrase-file or the
+CAIRN_PASSPHRASE environment variable. Without one, cairnd keeps it in an
+unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.data, "data", "./cairn-data", "data directory")
+	f.StringVar(&cfg.listen, "listen", "127.0.0.1:8443", "HTTPS address of the API")
+	f.StringVar(&cfg.passphraseFile, "passphrase-file", "", "file holding the passphrase that seals the master key (or CAIRN_PASSPHRASE)")
+	f.StringSliceVar(&cfg.hosts, "tls-host", nil, "extra host names or IPs for the HTTPS certificate")
+	f.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	return cmd
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/appliance/api"
+	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/keys"
+	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/cluster/store"
+	"github.com/cairnhq/cairn/plugins"
+	"github.com/cairnhq/cairn/plugins/file"
+)
+
+type config struct {
+	data, listen, passphraseFile string
+	hosts                        []string
+	logFormat, logLevel          string
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want json or text", format)}
+}
+
+func passphrase(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read passphrase: %w", err)
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			return nil, fmt.Errorf("passphrase file %s is empty", file)
+		}
+		return b, nil
+	}
+	if p := os.Getenv("CAIRN_PASSPHRASE"); p != "" {
+		return []byte(p), nil
+	}
+	return nil, nil
+}
+
+// plugins wires the plugins this appliance offers.
+func wirePlugins() jobs.Plugins {
+	return jobs.Plugins{
+		Sources: map[string]func(meta.Source) (plugins.Source, error){
+			"file": func(s meta.Source) (plugins.Source, error) {
+				path := s.Config["path"]
+				if path == "" {
+					return nil, fmt.Errorf("a file source needs a path: %w", api.ErrInvalid)
+				}
+				if !filepath.IsAbs(path) {
+					return nil, fmt.Errorf("path %q is not absolute: %w", path, api.ErrInvalid)
+				}
+				fi, err := os.Stat(path)
+				if errors.Is(err, os.ErrNotExist) {
+					return nil, fmt.Errorf("%s: %w", path, plugins.ErrNotFound)
+				}
+				if err != nil {
+					return nil, err
+				}
+				if !fi.Mode().IsRegular() && fi.Mode()&os.ModeDevice == 0 {
+					return nil, fmt.Errorf("%s is neither a regular file nor a block device: %w", path, api.ErrInvalid)
+				}
+				return file.New(path), nil
+			},
+		},
+		Targets: map[string]func(string, bool) (plugins.Target, error){
+			"file": func(path string, overwrite bool) (plugins.Target, error) {
+				if !filepath.IsAbs(path) {
+					return nil, fmt.Errorf("path %q is not absolute: %w", path, api.ErrInvalid)
+				}
+				if _, err := os.Stat(path); err == nil && !overwrite {
+					return nil, fmt.Errorf("%s already exists; restore with --overwrite to replace it: %w", path, plugins.ErrExists)
+				}
+				if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+					return nil, fmt.Errorf("folder %s does not exist: %w", filepath.Dir(path), api.ErrInvalid)
+				}
+				return file.NewTarget(path, overwrite), nil
+			},
+		},
+	}
+}
+
+func run(ctx context.Context, cfg config) error {
+	log, err := newLogger(cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	pass, err := passphrase(cfg.passphraseFile)
+	if err != nil {
+		return err
+	}
+	master, status, err := keys.Load(filepath.Join(cfg.data, "master.key"), pass, pass == nil)
+	if err != nil {
+		return err
+	}
+	if !status.Sealed {
+		log.Warn("THE MASTER KEY IS STORED UNSEALED: anyone who can read " + filepath.Join(cfg.data, "master.key") +
+			" can decrypt every backup. Start cairnd with --passphrase-file or CAIRN_PASSPHRASE to seal it.")
+	}
+
+	catalog, err := meta.OpenLocal(filepath.Join(cfg.data, "catalog.db"), meta.Options{})
+	if err != nil {
+		return err
+	}
+	defer catalog.Close()
+	chunks, err := store.Open(filepath.Join(cfg.data, "chunks"), store.Options{})
+	if err != nil {
+		return err
+	}
+	defer chunks.Close()
+
+	ring := keys.NewRing(master, catalog, nil)
+	mgr, err := jobs.New(ctx, catalog, ring, chunks, wirePlugins(), jobs.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+
+	tlsCfg, err := api.EnsureTLS(cfg.data, cfg.hosts)
+	if err != nil {
+		return err
+	}
+	token, err := api.EnsureToken(filepath.Join(cfg.data, "admin.token"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.NewServer(mgr, api.Options{Token: token, Logger: log}),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("cairnd serving", "url", "https://"+ln.Addr().String()+"/api/v1", "data", cfg.data,
+		"ca", filepath.Join(cfg.data, "ca.pem"), "token_file", filepath.Join(cfg.data, "admin.token"))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("cairnd stopping")
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", "err", strings.TrimSpace(err.Error()))
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+// Package jobs runs the appliance's long work — backups, restores and
+// verifications — as job records in the catalog, and serves the REST API's
+// Service on top of the catalog, the key ring, the chunk store and the
+// plugins.
+//
+// A job is recorded before it starts and again when it ends; while it runs,
+// its live progress is kept in memory and overlaid on the record. A restore
+// point is committed to the catalog only after every chunk it references is
+// stored, so a job that dies leaves no restore point behind. At start the
+// manager marks jobs left running by a previous process as interrupted.
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/appliance/api"
+	"github.com/cairnhq/cairn/appliance/backup"
+	"github.com/cairnhq/cairn/appliance/restore"
+	"github.com/cairnhq/cairn/cluster/chunk"
+	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins"
+)
+
+// Catalog is what the manager needs of the cluster's metadata.
+type Catalog interface {
+	AddSource(ctx context.Context, s meta.Source) error
+	Source(ctx context.Context, name string) (meta.Source, error)
+	Sources(ctx context.Context) ([]meta.Source, error)
+	CommitRestorePoint(ctx context.Context, rp meta.RestorePoint) error
+	RestorePoint(ctx context.Context, id string) (meta.RestorePoint, error)
+	RestorePoints(ctx context.Context, f meta.Filter) ([]meta.RestorePoint, error)
+	Latest(ctx context.Context, source, object string) (meta.RestorePoint, error)
+	SetVerify(ctx context.Context, id string, v meta.VerifyState) error
+	PutJob(ctx context.Context, j meta.Job) error
+	Job(ctx context.Context, id string) (meta.Job, error)
+	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
+	InterruptRunning(ctx context.Context, now time.Time) ([]meta.Job, error)
+}
+
+// Keys hands out tenants' chunk keys.
+type Keys interface {
+	Tenant(ctx context.Context, name string) (*chunk.Key, error)
+}
+
+// Store is the chunk storage backups write to and restores read from.
+type Store interface {
+	backup.Store
+}
+
+// Plugins are the source and target plugins the appliance offers, wired
+// explicitly by the daemon.
+type Plugins struct {
+	// Sources builds a source plugin from a source record, by kind. It
+	// validates the record's configuration.
+	Sources map[string]func(meta.Source) (plugins.Source, error)
+	// Targets builds a restore target from the part of a "scheme:location"
+	// restore destination after the colon, by scheme.
+	Targets map[string]func(location string, overwrite bool) (plugins.Target, error)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Backup  *backup.Engine  // default: an engine over the store
+	Restore *restore.Engine // default: an engine over the store
+	Now     func() time.Time
+	Rand    io.Reader
+	Log     *slog.Logger
+}
+
+// DefaultTenant owns sources created without a tenant.
+const DefaultTenant = "default"
+
+// Manager runs jobs and implements api.Service.
+type Manager struct {
+	catalog Catalog
+	keys    Keys
+	store   Store
+	plugins Plugins
+	backup  *backup.Engine
+	restore *restore.Engine
+	now     func() time.Time
+	rand    io.Reader
+	log     *slog.Logger
+
+	ctx    context.Context // parent of every job; canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	live   map[string]*live  // running jobs by ID
+	busy   map[string]string // "source/object" → ID of the backup running on it
+}
+
+// live is the in-memory state of a running job.
+type live struct {
+	mu       sync.Mutex
+	job      meta.Job
+	cancel   context.CancelFunc
+	progress func() (done, total int64)
+}
+
+var _ api.Service = (*Manager)(nil)
+
+// New returns a manager and marks jobs a previous process left running as
+// interrupted.
+func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins, opts Options) (*Manager, error) {
+	m := &Manager{catalog: catalog, keys: keys, store: store, plugins: p,
+		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
+		live: map[string]*live{}, busy: map[string]string{}}
+	if m.backup == nil {
+		m.backup = &backup.Engine{Store: store}
+	}
+	if m.restore == nil {
+		m.restore = &restore.Engine{Store: store}
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.rand == nil {
+		m.rand = rand.Reader
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	stale, err := catalog.InterruptRunning(ctx, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("mark interrupted jobs: %w", err)
+	}
+	for _, j := range stale {
+		m.log.Warn("job interrupted by a restart", "job", j.ID, "kind", j.Kind, "source", j.Source, "object", j.Object)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	return m, nil
+}
+
+// Close stops every running job, records it as interrupted, and waits.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+}
+
+// start records a job and runs fn in the background. fn returns the error
+// that failed the job, if any; it may edit the job through the live record.
+func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx context.Context, l *live) error) (meta.Job, error) {
+	j.ID = meta.NewID("job", m.now(), m.rand)
+	j.State = meta.JobRunning
+	j.Created = m.now()
+	j.Started = j.Created
+	if err := m.catalog.PutJob(m.ctx, j); err != nil {
+		return meta.Job{}, fmt.Errorf("record %s job: %w", j.Kind, err)
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	l := &live{job: j, cancel: cancel, progress: progress}
+	m.mu.Lock()
+	m.live[j.ID] = l
+	m.mu.Unlock()
+	m.log.Info("job started", "job", j.ID, "kind", j.Kind, "source", j.Source, "object", j.Object, "restore_point", j.RestorePoint)
+
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer cancel()
+		err := fn(ctx, l)
+		l.mu.Lock()
+		done, total := progress()
+		l.job.Progress = meta.Progress{Done: done, Total: total}
+		l.job.Finished = m.now()
+		switch {
+		case err == nil:
+			l.job.State = meta.JobSucceeded
+		case m.ctx.Err() != nil:
+			l.job.State, l.job.Error = meta.JobInterrupted, "the appliance stopped while the job ran"
+		case ctx.Err() != nil:
+			l.job.State, l.job.Error = meta.JobCanceled, "canceled"
+		default:
+			l.job.State, l.job.Error = meta.JobFailed, err.Error()
+		}
+		final := l.job
+		l.mu.Unlock()
+		if perr := m.catalog.PutJob(context.WithoutCancel(ctx), final); perr != nil {
+			m.log.Error("record finished job", "job", final.ID, "err", perr)
+		}
+		m.mu.Lock()
+		delete(m.live, final.ID)
+		m.mu.Unlock()
+		lvl := slog.LevelInfo
+		if final.State != meta.JobSucceeded {
+			lvl = slog.LevelWarn
+		}
+		m.log.Log(context.Background(), lvl, "job finished", "job", final.ID, "kind", final.Kind, "state", final.State,
+			"error", final.Error, "seconds", final.Finished.Sub(final.Started).Seconds())
+	}()
+	return j, nil
+}
+
+// note adds a message a user should see to a running job.
+func (l *live) note(msg string) {
+	l.mu.Lock()
+	l.job.Messages = append(l.job.Messages, msg)
+	l.mu.Unlock()
+}
+
+// Job returns a job, with live progress while it runs.
+func (m *Manager) Job(ctx context.Context, id string) (meta.Job, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l != nil {
+		return l.snapshot(), nil
+	}
+	return m.catalog.Job(ctx, id)
+}
+
+func (l *live) snapshot() meta.Job {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	j := l.job
+	if !j.Done() {
+		done, total := l.progress()
+		j.Progress = meta.Progress{Done: done, Total: total}
+	}
+	j.Messages = append([]string(nil), j.Messages...)
+	return j
+}
+
+// Jobs lists jobs newest first, with live progress for running ones.
+func (m *Manager) Jobs(ctx context.Context, limit int) ([]meta.Job, error) {
+	js, err := m.catalog.Jobs(ctx, meta.JobFilter{Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range js {
+		if l := m.live[js[i].ID]; l != nil {
+			js[i] = l.snapshot()
+		}
+	}
+	return js, nil
+}
+
+// CancelJob asks a running job to stop.
+func (m *Manager) CancelJob(ctx context.Context, id string) (meta.Job, error) {
+	m.mu.Lock()
+	l := m.live[id]
+	m.mu.Unlock()
+	if l == nil {
+		j, err := m.catalog.Job(ctx, id)
+		if err != nil {
+			return meta.Job{}, err
+		}
+		return j, fmt.Errorf("cancel job %s: it has already %s: %w", id, j.State, meta.ErrConflict)
+	}
+	l.cancel()
+	return l.snapshot(), nil
+}
+
+// invalid wraps a message as a bad request.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), api.ErrInvalid)
+}
+
+// splitTarget parses "scheme:location".
+func splitTarget(to string) (string, string, error) {
+	scheme, loc, ok := strings.Cut(to, ":")
+	if !ok || scheme == "" || loc == "" {
+		return "", "", invalid("restore destination %q: want SCHEME:LOCATION, such as file:/path/to/disk.img", to)
+	}
+	return scheme, loc, nil
+}
+
