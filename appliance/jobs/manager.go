@@ -274,4 +274,3 @@ func splitTarget(to string) (string, string, error) {
 	}
 	return scheme, loc, nil
 }
-

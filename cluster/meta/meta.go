@@ -11,6 +11,10 @@
 //   - A restore point becomes visible only through CommitRestorePoint, which
 //     is atomic and refuses a duplicate ID or a missing base.
 //   - Objects returned are copies; changing them changes nothing stored.
+//   - Names of sources and tenants and IDs of restore points and jobs are
+//     valid names (ValidName); malformed input is refused with ErrInvalid.
+//   - Nothing reads the clock or a random source: times and IDs come inside
+//     the records, so replaying the same calls gives the same state.
 package meta
 
 import (
@@ -25,6 +29,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
 	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+	ErrClosed   = errors.New("catalog closed")
 )
 
 // Source is a configured system to back up from.

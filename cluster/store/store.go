@@ -31,7 +31,9 @@ var (
 //     chunk.Check (ErrCorrupt otherwise). If id is already present Put writes
 //     nothing, refreshes its last-reference time and returns false. Nothing is
 //     ever overwritten. When Put returns nil the chunk is durable: its bytes
-//     and index entry are fsynced.
+//     and index entry are fsynced. The zero ID (chunk.Zero) is reserved for
+//     all-zero blocks and refused. The caller must not modify sealed until
+//     Put returns.
 //   - Has answers for a batch of ids, in order, and refreshes the
 //     last-reference time of those present: asking "have these?" before
 //     skipping an upload is a reference.
@@ -39,8 +41,13 @@ var (
 //     ErrNotFound if absent, chunk.ErrCorrupt if the stored bytes are damaged.
 //   - Delete forgets ids (absent ones are ignored); their space comes back on
 //     compaction. A deleted chunk may be Put again.
-//   - Stat reports an entry's size and last-reference time.
-//   - Walk visits every present chunk in ID order until fn returns an error.
+//   - Stat reports an entry's size and last-reference time. Neither Stat
+//     nor Get counts as a reference.
+//   - Walk visits every present chunk in ID order until fn returns an error,
+//     which it returns. fn runs with no lock held, so it may use the store;
+//     chunks added or removed during a Walk may or may not be visited.
+//   - A call whose ctx is already done returns ctx's error and changes
+//     nothing. Errors are wrapped with context; test them with errors.Is.
 //   - Safe for concurrent use. After Close every call returns ErrClosed.
 type Store interface {
 	Put(ctx context.Context, id chunk.ID, sealed []byte) (stored bool, err error)
