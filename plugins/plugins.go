@@ -53,7 +53,10 @@ type Source interface {
 // OpenOptions carries what the caller knows about a run.
 type OpenOptions struct {
 	// ChangedExtents, when not nil, is the caller's own list of changed byte
-	// ranges for a single-disk object (the file plugin's --changed-extents).
+	// ranges for a single-disk object (the file plugin's --changed-extents),
+	// relative to the base the caller will pass to Changes; the plugin cannot
+	// check that, so the caller vouches for it. A non-nil empty list means
+	// nothing changed (ParseExtents returns one for a list without extents).
 	// Plugins that cannot use it return ErrUnsupported.
 	ChangedExtents []Extent
 }
@@ -99,7 +102,8 @@ type Changes struct {
 	// the caller), "cbt", "rct", "dirty-bitmap", "thin-delta", or
 	// "hash-compare" (a full read compared against the base's index).
 	Method string
-	// Token is the change token to record for the next incremental.
+	// Token is the change token to record for the next incremental; empty
+	// when the plugin has no change tracking of its own.
 	Token string
 }
 
@@ -116,8 +120,11 @@ type DiskSpec struct {
 }
 
 // Writer receives a restored disk. WriteAt is safe for concurrent use on
-// disjoint ranges. Ranges never written read back as zeros once Commit
-// returns. Commit makes the disk visible; Abort removes it.
+// disjoint ranges; a range written again holds the last write, and a write
+// outside [0, Capacity) fails. Ranges never written read back as zeros once
+// Commit returns. Commit makes the disk visible; Abort removes it. Abort after
+// Commit does nothing (so a deferred Abort is safe), and Commit after Abort
+// fails.
 type Writer interface {
 	io.WriterAt
 	Commit(ctx context.Context) error
