@@ -11,4 +11,7 @@ require (
 	golang.org/x/sys v0.37.0
 )
 
-require github.com/inconshreveable/mousetrap v1.1.0 // indirect
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	golang.org/x/term v0.36.0 // indirect
+)

@@ -1,0 +1,66 @@
+// Package api is Cairn's REST API: an HTTPS server under /api/v1 described by
+// an embedded OpenAPI 3.1 document, the TLS material and admin token it
+// creates on first start, and a Go client that the CLI and tests use.
+//
+// The server holds no state of its own. Every call goes to a Service; the
+// server authenticates, decodes strictly, validates, audits mutating calls and
+// maps the Service's errors to HTTP statuses in one place (statusOf). The
+// client maps them back, so errors.Is(err, meta.ErrNotFound) holds on both
+// sides of the wire.
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins"
+)
+
+// ErrInvalid marks a request the service refuses as malformed or
+// contradictory. The server answers it with 400.
+var ErrInvalid = errors.New("invalid request")
+
+// Service is what the API serves. Long work (backup, restore, verify) starts
+// a job and returns it at once; callers follow it with Job.
+//
+// Errors wrap meta.ErrNotFound or plugins.ErrNotFound (404), meta.ErrExists
+// or plugins.ErrExists (409), meta.ErrConflict (409), ErrInvalid or
+// meta.ErrInvalid (400), or meta.ErrClosed (503); anything else is an
+// internal error (500) whose text is still shown to the caller, so it must
+// not carry secrets.
+type Service interface {
+	AddSource(ctx context.Context, s meta.Source) (meta.Source, error)
+	Sources(ctx context.Context) ([]meta.Source, error)
+	Objects(ctx context.Context, source string) ([]plugins.Object, error)
+	StartBackup(ctx context.Context, req BackupRequest) (meta.Job, error)
+	StartRestore(ctx context.Context, req RestoreRequest) (meta.Job, error)
+	StartVerify(ctx context.Context, restorePoint string) (meta.Job, error)
+	RestorePoints(ctx context.Context, f meta.Filter) ([]meta.RestorePoint, error)
+	RestorePoint(ctx context.Context, id string) (meta.RestorePoint, error)
+	// Jobs lists at most limit jobs, newest first.
+	Jobs(ctx context.Context, limit int) ([]meta.Job, error)
+	Job(ctx context.Context, id string) (meta.Job, error)
+	// CancelJob asks a job to stop and returns it as it then stands; a job
+	// that has already finished is a conflict.
+	CancelJob(ctx context.Context, id string) (meta.Job, error)
+}
+
+// BackupRequest starts a backup of one object of a source.
+//
+// ChangedExtents nil means the caller has no list; an empty, non-nil list
+// means nothing changed. omitzero (not omitempty) keeps that difference on
+// the wire: [] is sent, only nil is left out.
+type BackupRequest struct {
+	Source         string           `json:"source"`
+	Object         string           `json:"object,omitempty"` // empty: the source's only object
+	Full           bool             `json:"full,omitempty"`
+	ChangedExtents []plugins.Extent `json:"changed_extents,omitzero"`
+}
+
+// RestoreRequest restores a restore point to a target.
+type RestoreRequest struct {
+	RestorePoint string `json:"restore_point"`
+	To           string `json:"to"` // "file:PATH" (path on the appliance)
+	Overwrite    bool   `json:"overwrite,omitempty"`
+}
