@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,14 +38,19 @@ type Engine struct {
 	// Readers read and hash blocks; Sealers compress, encrypt and store
 	// them. Both default to GOMAXPROCS.
 	Readers, Sealers int
-	// Buffers bounds the blocks in flight (default Readers+Sealers+BatchSize).
+	// Buffers bounds the blocks in flight across every backup this engine
+	// runs at once, and so its memory: Buffers × BlockSize (default
+	// 2×(Readers+Sealers)).
 	Buffers int
-	// BatchSize bounds one dedupe lookup (default 64).
+	// BatchSize bounds one dedupe lookup (default 32).
 	BatchSize int
 	// BlockSize of new restore points (default chunk.BlockSize).
 	BlockSize int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	poolOnce sync.Once
+	pool     chan []byte // block buffers shared by every running backup
 }
 
 // Request is one backup of one object.
@@ -131,16 +137,30 @@ func (e *Engine) config() (readers, sealers, buffers, batch int, bs int64) {
 	if sealers <= 0 {
 		sealers = runtime.GOMAXPROCS(0)
 	}
-	if batch <= 0 {
-		batch = 64
-	}
 	if buffers <= 0 {
-		buffers = readers + sealers + batch
+		buffers = 2 * (readers + sealers)
 	}
+	if batch <= 0 {
+		batch = 32
+	}
+	batch = min(batch, buffers)
 	if bs <= 0 {
 		bs = chunk.BlockSize
 	}
 	return
+}
+
+// buffers returns the engine's pool of block buffers, each allocated on
+// first use so small backups stay small.
+func (e *Engine) buffers() chan []byte {
+	e.poolOnce.Do(func() {
+		_, _, n, _, _ := e.config()
+		e.pool = make(chan []byte, n)
+		for range n {
+			e.pool <- nil
+		}
+	})
+	return e.pool
 }
 
 // stats are a disk's counters, updated by the pipeline.

@@ -121,7 +121,9 @@ func (w *memWriter) WriteAt(p []byte, off int64) (int, error) {
 func (w *memWriter) Commit(context.Context) error { w.t.disks[w.key] = w.buf; return nil }
 func (w *memWriter) Abort(context.Context) error  { return nil }
 
-func testKey(t *testing.T) *chunk.Key {
+func testKey(t *testing.T) *chunk.Key { return testKeyB(t) }
+
+func testKeyB(t testing.TB) *chunk.Key {
 	k, err := chunk.NewKey(chunk.KeyID{9}, bytes.Repeat([]byte{9}, chunk.SecretSize))
 	if err != nil {
 		t.Fatal(err)

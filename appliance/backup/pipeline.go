@@ -15,8 +15,10 @@ import (
 )
 
 // pipeline moves one disk's blocks through read+hash → batched dedupe lookup
-// → seal+store. Buffers come from a fixed pool; a block holds its buffer until
-// its chunk is known stored or known present.
+// → seal+store. Buffers come from the engine's fixed pool; a block holds its
+// buffer until its chunk is known stored or known present, and every stage
+// can finish the blocks it holds without taking another, so pipelines
+// sharing the pool cannot deadlock.
 type pipeline struct {
 	engine   *Engine
 	key      *chunk.Key
@@ -57,13 +59,10 @@ func (p *pipeline) fail(err error) {
 }
 
 func (p *pipeline) run(ctx context.Context, extents []plugins.Extent) error {
-	readers, sealers, buffers, batch, bs := p.engine.config()
+	readers, sealers, _, batch, bs := p.engine.config()
 	ctx, p.cancel = context.WithCancel(ctx)
 	defer p.cancel()
-	p.free = make(chan []byte, buffers)
-	for range buffers {
-		p.free <- nil // allocated on first use, so small disks stay small
-	}
+	p.free = p.engine.buffers()
 	reads := make(chan *block, readers)
 	lookups := make(chan *block, batch)
 	seals := make(chan *block, sealers)

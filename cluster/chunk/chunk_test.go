@@ -178,3 +178,14 @@ func BenchmarkUnsealRandom(b *testing.B) {
 		buf, _ = k.Unseal(buf[:0], id, s)
 	}
 }
+
+func TestSealCompressesMixedBlocks(t *testing.T) {
+	// Compressible data behind an incompressible start: the samples from
+	// the middle and end still find it.
+	k := testKey(t, 1)
+	p := append(random(t, 64<<10), bytes.Repeat([]byte("log line\n"), (BlockSize-64<<10)/9)...)
+	sealed, _ := k.Seal(nil, k.Sum(p), p)
+	if len(sealed) > len(p)/4 {
+		t.Fatalf("mostly compressible block sealed to %d of %d bytes", len(sealed), len(p))
+	}
+}

@@ -82,7 +82,7 @@ func (k *Key) Seal(dst []byte, id ID, plain []byte) ([]byte, error) {
 		return dst, fmt.Errorf("seal chunk %s: %d bytes exceeds the %d-byte limit", id.Short(), len(plain), MaxPlain)
 	}
 	payload, flags := plain, byte(0)
-	if len(plain) >= minCompressed {
+	if len(plain) >= minCompressed && compressible(plain) {
 		enc, _ := codecs()
 		bp := bufs.Get().(*[]byte)
 		defer bufs.Put(bp)
@@ -156,6 +156,31 @@ func (k *Key) Unseal(dst []byte, id ID, sealed []byte) ([]byte, error) {
 		return dst[:start], fmt.Errorf("unseal chunk %s: content hashes to %s: %w", id.Short(), got.Short(), ErrCorrupt)
 	}
 	return dst, nil
+}
+
+// Sampling: a block larger than sampleSpan×samples is compressed only if
+// samples taken from its start, middle and end save at least 1/32 between
+// them. On incompressible data (already compressed or encrypted disks) this
+// saves a whole-block attempt that costs more than the encryption.
+const (
+	sampleSpan = 32 << 10
+	samples    = 3
+)
+
+func compressible(plain []byte) bool {
+	if len(plain) <= sampleSpan*samples*4 {
+		return true
+	}
+	enc, _ := codecs()
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	saved := 0
+	for i := range samples {
+		off := (len(plain) - sampleSpan) * i / (samples - 1)
+		c := enc.EncodeAll(plain[off:off+sampleSpan], (*bp)[:0])
+		saved += sampleSpan - len(c)
+	}
+	return saved >= sampleSpan*samples/32
 }
 
 // Check verifies a sealed chunk's structure and outer CRC without any key; it

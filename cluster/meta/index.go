@@ -74,9 +74,11 @@ func scan(c *bolt.Cursor, prefix []byte, fn func(v []byte) bool) {
 // until fn returns false.
 func scanReverse(c *bolt.Cursor, prefix []byte, fn func(v []byte) bool) {
 	var k, v []byte
-	if end := prefixEnd(prefix); end == nil {
-		k, v = c.Last()
-	} else if k, v = c.Seek(end); k == nil {
+	end := prefixEnd(prefix)
+	if end != nil {
+		k, _ = c.Seek(end)
+	}
+	if end == nil || k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()

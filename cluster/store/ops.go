@@ -58,25 +58,42 @@ func (s *Local) Has(ctx context.Context, ids []chunk.ID) ([]bool, error) {
 	if len(ids) == 0 {
 		return out, nil
 	}
-	now := s.opts.Now().UnixNano()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Most lookups during ingest of new data find nothing: answer those from
+	// a read transaction, and pay for a write only to refresh what is there.
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
 		x := newTxn(tx)
 		for i, id := range ids {
-			e, ok, err := x.get(id)
+			_, ok, err := x.get(id)
 			if err != nil {
 				return err
 			}
-			if !ok {
-				continue
-			}
-			out[i] = true
-			e.lastRef = now
-			if err := x.touch(id, e); err != nil {
-				return err
-			}
+			out[i] = ok
+			found = found || ok
 		}
 		return nil
 	})
+	if err == nil && found {
+		now := s.opts.Now().UnixNano()
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			x := newTxn(tx)
+			for i, id := range ids {
+				e, ok, err := x.get(id)
+				if err != nil {
+					return err
+				}
+				out[i] = ok
+				if !ok {
+					continue
+				}
+				e.lastRef = now
+				if err := x.touch(id, e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("has %d chunks: %w", len(ids), err)
 	}

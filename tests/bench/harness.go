@@ -162,10 +162,18 @@ func (h *harness) ingest(r *report, shm, dir string) error {
 	const size = 2 << 30
 	data := make([]byte, size)
 	rand.Read(data)
-	img := filepath.Join(dir, "entropy.img")
+	// The image lives on tmpfs when there is one, so that reading the
+	// source measures nothing but the pipeline.
+	imgDir := dir
+	if shm != "" {
+		imgDir = shm
+	}
+	img := filepath.Join(imgDir, fmt.Sprintf("cairn-bench-entropy-%d.img", os.Getpid()))
 	if err := os.WriteFile(img, data, 0o600); err != nil {
 		return err
 	}
+	defer os.Remove(img)
+	syscall.Sync()
 	limit, err := cryptoLimit(data)
 	if err != nil {
 		return err
@@ -175,34 +183,41 @@ func (h *harness) ingest(r *report, shm, dir string) error {
 
 	r.section("(a) Ingest of a 2 GiB high-entropy image")
 	r.line("Crypto limit (%d cores, HMAC-SHA-256 + AES-256-GCM over the same bytes): **%.0f MB/s**.\n", runtime.NumCPU(), limit/1e6)
-	r.header("data directory", "full backup", "throughput", "fraction of crypto limit (goal ≥ 0.5)", "cairnd peak RSS")
-	places := [][2]string{{"tmpfs", shm}, {"disk", dir}}
-	for _, p := range places {
-		if p[1] == "" {
-			continue
-		}
-		data, err := os.MkdirTemp(p[1], "cairn-bench-data-")
+	r.line("Each pass is a full backup by a fresh cairnd into a fresh data directory. The first pass into tmpfs")
+	r.line("writes memory this VM has not touched before, which costs a hypervisor fault per page; later passes")
+	r.line("reuse it, as a long-running appliance does. The disk pass is bound by the disk (fsync before every ack).\n")
+	r.header("data directory", "pass", "full backup", "throughput", "fraction of crypto limit (goal ≥ 0.5)", "cairnd peak RSS")
+	type pass struct{ name, where, label string }
+	var passes []pass
+	if shm != "" {
+		passes = append(passes, pass{"tmpfs", shm, "1 (cold memory)"}, pass{"tmpfs", shm, "2 (warm memory)"}, pass{"tmpfs", shm, "3 (warm memory)"})
+	}
+	passes = append(passes, pass{"disk", dir, "1"})
+	for _, p := range passes {
+		data, err := os.MkdirTemp(p.where, "cairn-bench-data-")
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(data)
 		d, err := h.start(data)
 		if err != nil {
+			os.RemoveAll(data)
 			return err
 		}
 		if _, err := d.client.AddSource(context.Background(), meta.Source{Name: "entropy", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
 			d.stop()
+			os.RemoveAll(data)
 			return err
 		}
+		syscall.Sync()
 		rp, took, err := d.backup("entropy", api.BackupRequest{})
 		rss := d.peakRSS()
 		d.stop()
+		os.RemoveAll(data)
 		if err != nil {
 			return err
 		}
 		rate := float64(rp.ReadBytes) / took.Seconds()
-		r.row(p[0], fmt.Sprintf("%.2f s", took.Seconds()), mbps(rp.ReadBytes, took), fmt.Sprintf("**%.2f**", rate/limit), mib(rss))
-		os.RemoveAll(data)
+		r.row(p.name, p.label, fmt.Sprintf("%.2f s", took.Seconds()), mbps(rp.ReadBytes, took), fmt.Sprintf("**%.2f**", rate/limit), mib(rss))
 	}
-	return os.Remove(img)
+	return nil
 }

@@ -25,14 +25,15 @@ func main() {
 	out := flag.String("out", "", "also write the report to this file")
 	work := flag.String("work", os.TempDir(), "folder for images, restores and the on-disk data directory (needs ~16 GiB free)")
 	shm := flag.String("shm", "/dev/shm", "a tmpfs folder for the in-memory data directory of (a); empty to skip")
+	only := flag.String("only", "", "run only (a) ingest or (b) os; empty runs both")
 	flag.Parse()
-	if err := run(*out, *work, *shm); err != nil {
+	if err := run(*out, *work, *shm, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, work, shm string) error {
+func run(out, work, shm, only string) error {
 	dir, err := os.MkdirTemp(work, "cairn-bench-")
 	if err != nil {
 		return err
@@ -47,11 +48,15 @@ func run(out, work, shm string) error {
 	r.line("Measured by `make bench` (`go run ./tests/bench`) on %s, %s.", host(), time.Now().UTC().Format("2006-01-02"))
 	r.line("Every goal is a ratio of figures taken in the same run.")
 
-	if err := h.ingest(&r, shm, dir); err != nil {
-		return fmt.Errorf("ingest: %w", err)
+	if only == "" || only == "ingest" {
+		if err := h.ingest(&r, shm, dir); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
 	}
-	if err := h.osImage(&r, dir); err != nil {
-		return fmt.Errorf("os image: %w", err)
+	if only == "" || only == "os" {
+		if err := h.osImage(&r, dir); err != nil {
+			return fmt.Errorf("os image: %w", err)
+		}
 	}
 	text := r.String()
 	fmt.Print(text)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -103,10 +104,18 @@ func wirePlugins() jobs.Plugins {
 	}
 }
 
+// memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
+// the engines' buffers are bounded, and a limit keeps garbage from restores
+// (a fresh buffer per chunk read) from growing the heap to twice its size.
+const memoryLimit = 160 << 20
+
 func run(ctx context.Context, cfg config) error {
 	log, err := newLogger(cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
 	}
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
