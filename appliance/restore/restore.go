@@ -216,7 +216,8 @@ func (e *Engine) walk(ctx context.Context, key *chunk.Key, d meta.Disk, progress
 				}
 			}
 			if entries == nil {
-				progress.Done.Add(int64(geo.LeafBlocks(l)) * geo.BlockSize)
+				first := l * index.Fanout
+				progress.Done.Add(min(int64(geo.LeafBlocks(l))*geo.BlockSize, geo.Capacity-first*geo.BlockSize))
 			}
 		}
 	}()
