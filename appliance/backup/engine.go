@@ -35,8 +35,10 @@ type Store interface {
 // Engine runs backups. The zero value is not usable: set Store.
 type Engine struct {
 	Store Store
-	// Readers read and hash blocks; Sealers compress, encrypt and store
-	// them. Both default to GOMAXPROCS.
+	// Readers read and hash blocks (default GOMAXPROCS). Sealers compress,
+	// encrypt and store them (default 2×GOMAXPROCS): a sealer waits for its
+	// Put to be durable, so more sealers than cores keep the cores busy and
+	// give the store larger group commits.
 	Readers, Sealers int
 	// Buffers bounds the blocks in flight across every backup this engine
 	// runs at once, and so its memory: Buffers × BlockSize (default
@@ -135,7 +137,7 @@ func (e *Engine) config() (readers, sealers, buffers, batch int, bs int64) {
 		readers = runtime.GOMAXPROCS(0)
 	}
 	if sealers <= 0 {
-		sealers = runtime.GOMAXPROCS(0)
+		sealers = 2 * runtime.GOMAXPROCS(0)
 	}
 	if buffers <= 0 {
 		buffers = 2 * (readers + sealers)
