@@ -31,17 +31,23 @@ func (s *Local) Put(ctx context.Context, id chunk.ID, sealed []byte) (bool, erro
 	if err := chunk.Check(sealed); err != nil {
 		return false, fmt.Errorf("put chunk %s: %w", id.Short(), err)
 	}
-	r := &request{kind: reqPut, id: id, sealed: sealed, done: make(chan struct{})}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return false, fmt.Errorf("put chunk %s: %w", id.Short(), ctx.Err())
+	for {
+		r := &request{kind: reqPut, id: id, sealed: sealed, done: make(chan struct{})}
+		select {
+		case s.reqs <- r:
+		case <-ctx.Done():
+			return false, fmt.Errorf("put chunk %s: %w", id.Short(), ctx.Err())
+		}
+		<-r.done
+		if r.err != nil {
+			return false, fmt.Errorf("put chunk %s: %w", id.Short(), r.err)
+		}
+		if !r.retry {
+			return r.stored, nil
+		}
+		// The chunk was deleted between the writer's look and its commit:
+		// nothing was written, so write it now.
 	}
-	<-r.done
-	if r.err != nil {
-		return false, fmt.Errorf("put chunk %s: %w", id.Short(), r.err)
-	}
-	return r.stored, nil
 }
 
 // Has answers for ids in order and refreshes the last reference of those

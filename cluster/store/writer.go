@@ -39,6 +39,7 @@ type request struct {
 	from   loc    // reqMove: where the index must still point for the move to count
 
 	present bool // reqPut: already stored, only refresh it
+	retry   bool // reqPut: was present, deleted before the commit: not stored
 	at      loc  // where the record was appended
 
 	stored bool // reqPut: appended; reqMove: index now points at the copy
@@ -188,7 +189,10 @@ func (r *request) index(x *txn, now int64) error {
 			return x.touch(r.id, e)
 		}
 		if r.present {
-			return nil // deleted since markPresent looked
+			// Deleted since markPresent looked, and nothing was
+			// appended: the caller must submit it again.
+			r.retry = true
+			return nil
 		}
 		r.stored = true
 		return x.add(r.id, entry{r.at, now})
