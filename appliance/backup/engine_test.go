@@ -302,9 +302,18 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	bad, _ := key.Seal(nil, victim, bytes.Repeat([]byte{1}, bs))
 	st.m[victim] = bad
 	st.mu.Unlock()
-	vr, err := (&restore.Engine{Store: st}).Verify(ctx, key, rp, nil)
+	var quarantined []chunk.ID
+	var qmu sync.Mutex
+	vr, err := (&restore.Engine{Store: st, Quarantine: func(_ context.Context, id chunk.ID) {
+		qmu.Lock()
+		quarantined = append(quarantined, id)
+		qmu.Unlock()
+	}}).Verify(ctx, key, rp, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(quarantined) != 1 || quarantined[0] != victim {
+		t.Fatalf("quarantined %v, want exactly the damaged chunk %s", quarantined, victim.Short())
 	}
 	if vr.OK || vr.Corrupt != 1 || vr.ChunksChecked != 4 {
 		t.Fatalf("verify = %+v; want 1 corrupt, 4 good", vr)

@@ -52,6 +52,7 @@ type Keys interface {
 // Store is the chunk storage backups write to and restores read from.
 type Store interface {
 	backup.Store
+	Delete(ctx context.Context, ids []chunk.ID) error
 }
 
 // Plugins are the source and target plugins the appliance offers, wired
@@ -117,7 +118,7 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins
 		m.backup = &backup.Engine{Store: store}
 	}
 	if m.restore == nil {
-		m.restore = &restore.Engine{Store: store}
+		m.restore = &restore.Engine{Store: store, Quarantine: m.quarantine}
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -137,6 +138,18 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins
 	}
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	return m, nil
+}
+
+// quarantine forgets a chunk proven corrupt, so the next backup that meets
+// its data stores it again instead of deduplicating against the damaged copy
+// (and restore points that share it become whole again). Its bytes stay in
+// their segment until compaction.
+func (m *Manager) quarantine(ctx context.Context, id chunk.ID) {
+	if err := m.store.Delete(context.WithoutCancel(ctx), []chunk.ID{id}); err != nil {
+		m.log.Error("quarantine corrupt chunk", "chunk", id.String(), "err", err)
+		return
+	}
+	m.log.Warn("corrupt chunk quarantined: the next backup of its data stores it again", "chunk", id.String())
 }
 
 // Close stops every running job, records it as interrupted, and waits.

@@ -30,6 +30,10 @@ type Engine struct {
 	Store Store
 	// Workers fetch and unseal chunks in parallel (default 2×GOMAXPROCS).
 	Workers int
+	// Quarantine, if set, is told of every chunk proven corrupt (it failed
+	// its CRC, authentication or re-hash; not a missing chunk, a wrong key
+	// or an I/O error), so the store can stop offering it for dedupe.
+	Quarantine func(ctx context.Context, id chunk.ID)
 }
 
 // Progress counts bytes of the restore point covered so far.
@@ -150,10 +154,13 @@ func (e *Engine) walk(ctx context.Context, key *chunk.Key, d meta.Disk, progress
 	geo := index.Geometry{Capacity: d.Capacity, BlockSize: d.BlockSize}
 	load := func(ctx context.Context, id chunk.ID) ([]byte, error) {
 		sealed, err := e.Store.Get(ctx, id)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			sealed, err = key.Unseal(nil, id, sealed)
 		}
-		return key.Unseal(nil, id, sealed)
+		if err != nil {
+			e.quarantine(ctx, id, err)
+		}
+		return sealed, err
 	}
 	tree, err := index.Open(ctx, load, d.Root, geo)
 	if err != nil {
@@ -230,17 +237,24 @@ func (e *Engine) walk(ctx context.Context, key *chunk.Key, d meta.Disk, progress
 
 func (e *Engine) read(ctx context.Context, key *chunk.Key, b blockRef, dst []byte) ([]byte, error) {
 	sealed, err := e.Store.Get(ctx, b.id)
-	if err != nil {
-		return dst, fmt.Errorf("get chunk %s: %w", b.id.Short(), err)
+	if err == nil {
+		dst, err = key.Unseal(dst, b.id, sealed)
 	}
-	plain, err := key.Unseal(dst, b.id, sealed)
 	if err != nil {
+		e.quarantine(ctx, b.id, err)
 		return dst, err
 	}
+	plain := dst
 	if int64(len(plain)) != b.n {
 		return plain, fmt.Errorf("chunk %s holds %d bytes, block needs %d: %w", b.id.Short(), len(plain), b.n, chunk.ErrCorrupt)
 	}
 	return plain, nil
+}
+
+func (e *Engine) quarantine(ctx context.Context, id chunk.ID, err error) {
+	if e.Quarantine != nil && errors.Is(err, chunk.ErrCorrupt) && !errors.Is(err, chunk.ErrKey) {
+		e.Quarantine(ctx, id)
+	}
 }
 
 func orNew(p *Progress) *Progress {

@@ -59,7 +59,8 @@ func TestVerifyFindsBitRot(t *testing.T) {
 
 	target := filepath.Join(dir, "restored.img")
 	_, errs, code := d.cairn("restore", rp.ID, "--to", "file:"+target, "--wait")
-	if code != 1 || !strings.Contains(errs, "corrupt") {
+	// verify quarantined the damaged chunk, so the restore finds it missing.
+	if code != 1 || !strings.Contains(errs, "not found") {
 		t.Fatalf("restore of a damaged restore point: exit %d, %q", code, errs)
 	}
 	left, _ := filepath.Glob(target + "*")
@@ -67,8 +68,20 @@ func TestVerifyFindsBitRot(t *testing.T) {
 		t.Fatalf("a failed restore left %v behind", left)
 	}
 
-	// A restore point that failed verification is never an incremental base.
-	if next := d.backup("x"); next.Base != "" {
+	// A restore point that failed verification is never an incremental base,
+	// and the damaged chunk was quarantined: the next backup stores it again,
+	// which makes the damaged restore point whole.
+	next := d.backup("x")
+	if next.Base != "" {
 		t.Fatalf("backup after a failed verify used %s as its base", next.Base)
 	}
+	if next.NewChunks < 1 {
+		t.Fatalf("the quarantined chunk was not stored again: %+v", next)
+	}
+	out, _, code = d.cairn("verify", rp.ID, "-o", "json")
+	if code != 0 {
+		t.Fatalf("the damaged restore point is still damaged after the chunk was stored again: %s", out)
+	}
+	d.ok("restore", rp.ID, "--to", "file:"+target, "--wait")
+	sameFile(t, target, img)
 }
