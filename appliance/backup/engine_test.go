@@ -327,3 +327,33 @@ func TestVerifyFindsCorruption(t *testing.T) {
 		t.Fatal("verify accepted a wrong fingerprint")
 	}
 }
+
+// TestConcurrentBackupsShareThePool runs several backups at once on one
+// engine whose pool holds fewer buffers than they want: none may deadlock.
+func TestConcurrentBackupsShareThePool(t *testing.T) {
+	key, st := testKey(t), newMemStore()
+	eng := &backup.Engine{Store: st, Readers: 2, Sealers: 2, Buffers: 2, BatchSize: 2}
+	type outcome struct {
+		data []byte
+		res  *backup.Result
+		err  error
+	}
+	out := make([]outcome, 4)
+	var wg sync.WaitGroup
+	for i := range out {
+		out[i].data = image(t, 9, 100)
+		wg.Go(func() {
+			disk := &memDisk{data: out[i].data, changes: full(int64(len(out[i].data)))}
+			out[i].res, out[i].err = eng.Run(context.Background(), backup.Request{Key: key, Snapshot: snap{[]plugins.Disk{disk}}})
+		})
+	}
+	wg.Wait()
+	for _, o := range out {
+		if o.err != nil {
+			t.Fatal(o.err)
+		}
+		if !bytes.Equal(restoreAll(t, st, key, commit(o.res, "rp", "")), o.data) {
+			t.Fatal("restore differs")
+		}
+	}
+}
