@@ -1,4 +1,4 @@
-package meta
+package metatest
 
 import (
 	"context"
@@ -6,27 +6,29 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cairnhq/cairn/cluster/meta"
 )
 
-func TestAddSource(t *testing.T) {
+func testAddSource(t *testing.T, open Opener) {
 	tests := []struct {
 		name   string
 		before []string
-		src    Source
+		src    meta.Source
 		want   error
 	}{
 		{"new", nil, testSource("nas"), nil},
-		{"duplicate", []string{"nas"}, testSource("nas"), ErrExists},
+		{"duplicate", []string{"nas"}, testSource("nas"), meta.ErrExists},
 		{"other name", []string{"nas"}, testSource("nas2"), nil},
-		{"bad name", nil, testSource("NAS"), ErrInvalid},
-		{"empty name", nil, testSource(""), ErrInvalid},
-		{"no kind", nil, Source{Name: "nas", Tenant: "acme"}, ErrInvalid},
-		{"no tenant", nil, Source{Name: "nas", Kind: "file"}, ErrInvalid},
-		{"bad tenant", nil, Source{Name: "nas", Kind: "file", Tenant: "Acme Corp"}, ErrInvalid},
+		{"bad name", nil, testSource("NAS"), meta.ErrInvalid},
+		{"empty name", nil, testSource(""), meta.ErrInvalid},
+		{"no kind", nil, meta.Source{Name: "nas", Tenant: "acme"}, meta.ErrInvalid},
+		{"no tenant", nil, meta.Source{Name: "nas", Kind: "file"}, meta.ErrInvalid},
+		{"bad tenant", nil, meta.Source{Name: "nas", Kind: "file", Tenant: "Acme Corp"}, meta.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, _ := openTest(t)
+			l := open(t)
 			mustAddSource(t, l, tt.before...)
 			err := l.AddSource(context.Background(), tt.src)
 			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
@@ -40,16 +42,16 @@ func TestAddSource(t *testing.T) {
 	}
 }
 
-func TestSourceNotFound(t *testing.T) {
-	l, _ := openTest(t)
+func testSourceNotFound(t *testing.T, open Opener) {
+	l := open(t)
 	_, err := l.Source(context.Background(), "nope")
-	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
+	if !errors.Is(err, meta.ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("Source(nope) = %v, want ErrNotFound naming it", err)
 	}
 }
 
-func TestSourcesSorted(t *testing.T) {
-	l, _ := openTest(t)
+func testSourcesSorted(t *testing.T, open Opener) {
+	l := open(t)
 	mustAddSource(t, l, "vc2", "a.lab", "vc10", "0-first")
 	got, err := l.Sources(context.Background())
 	if err != nil {
@@ -64,36 +66,36 @@ func TestSourcesSorted(t *testing.T) {
 	}
 }
 
-func TestRemoveSource(t *testing.T) {
+func testRemoveSource(t *testing.T, open Opener) {
 	ctx := context.Background()
 	tests := []struct {
 		name  string
-		setup func(t *testing.T, l *Local)
+		setup func(t *testing.T, l Catalog)
 		want  error
 	}{
-		{"unused", func(*testing.T, *Local) {}, nil},
-		{"missing", nil, ErrNotFound},
-		{"has restore points", func(t *testing.T, l *Local) {
+		{"unused", func(*testing.T, Catalog) {}, nil},
+		{"missing", nil, meta.ErrNotFound},
+		{"has restore points", func(t *testing.T, l Catalog) {
 			mustCommit(t, l, testPoint("rp-1", "nas", "vm", t0))
-		}, ErrConflict},
-		{"restore points of a source with a longer name do not count", func(t *testing.T, l *Local) {
+		}, meta.ErrConflict},
+		{"restore points of a source with a longer name do not count", func(t *testing.T, l Catalog) {
 			mustAddSource(t, l, "nas2")
 			mustCommit(t, l, testPoint("rp-1", "nas2", "vm", t0))
 		}, nil},
-		{"running job", func(t *testing.T, l *Local) {
-			if err := l.PutJob(ctx, Job{ID: "j1", Kind: JobBackup, State: JobRunning, Source: "nas", Created: t0}); err != nil {
+		{"running job", func(t *testing.T, l Catalog) {
+			if err := l.PutJob(ctx, meta.Job{ID: "j1", Kind: meta.JobBackup, State: meta.JobRunning, Source: "nas", Created: t0}); err != nil {
 				t.Fatal(err)
 			}
-		}, ErrConflict},
-		{"finished job", func(t *testing.T, l *Local) {
-			if err := l.PutJob(ctx, Job{ID: "j1", Kind: JobBackup, State: JobFailed, Source: "nas", Created: t0}); err != nil {
+		}, meta.ErrConflict},
+		{"finished job", func(t *testing.T, l Catalog) {
+			if err := l.PutJob(ctx, meta.Job{ID: "j1", Kind: meta.JobBackup, State: meta.JobFailed, Source: "nas", Created: t0}); err != nil {
 				t.Fatal(err)
 			}
 		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, _ := openTest(t)
+			l := open(t)
 			if tt.setup != nil {
 				mustAddSource(t, l, "nas")
 				tt.setup(t, l)
@@ -103,16 +105,16 @@ func TestRemoveSource(t *testing.T) {
 				t.Fatalf("RemoveSource = %v, want %v", err, tt.want)
 			}
 			_, gerr := l.Source(ctx, "nas")
-			if removed := errors.Is(gerr, ErrNotFound); removed != (tt.want != ErrConflict) {
+			if removed := errors.Is(gerr, meta.ErrNotFound); removed != (tt.want != meta.ErrConflict) {
 				t.Errorf("after RemoveSource = %v: Source = %v", err, gerr)
 			}
 		})
 	}
 }
 
-func TestSourceCopies(t *testing.T) {
+func testSourceCopies(t *testing.T, open Opener) {
 	ctx := context.Background()
-	l, _ := openTest(t)
+	l := open(t)
 	s := testSource("nas")
 	if err := l.AddSource(ctx, s); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,341 @@
+package meta
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/cluster/chunk"
+)
+
+// mustCmd encodes a command or fails the test.
+func mustCmd(t testing.TB, ct CommandType, body any) []byte {
+	t.Helper()
+	b, err := encodeCommand(ct, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// mustApply applies entries and fails the test on a refusal.
+func mustApply(t testing.TB, f *FSM, entries ...[]byte) {
+	t.Helper()
+	for _, e := range entries {
+		if res := f.Apply(e); res.Err != nil {
+			t.Fatalf("apply command %d: %v", e[0], res.Err)
+		}
+	}
+}
+
+// persisted returns what f's snapshot streams.
+func persisted(t testing.TB, f *FSM) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	s := f.Snapshot()
+	defer s.Release()
+	if err := s.Persist(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// view returns a read-only view of f's state.
+func view(f *FSM) *state { return f.Snapshot().st }
+
+func testNode(id string) Node {
+	return Node{ID: id, Address: "127.0.0.1:7" + id[len(id)-1:] + "00", Labels: map[string]string{"rack": "r1"}, State: NodeActive}
+}
+
+func testKey(tenant string, id byte) WrappedKey {
+	return WrappedKey{Tenant: tenant, KeyID: chunk.KeyID{id}, Wrapped: []byte("sealed-" + tenant), Created: t0}
+}
+
+func TestApplyEveryCommand(t *testing.T) {
+	running := Job{ID: "job-1", Kind: JobBackup, State: JobRunning, Source: "nas", Created: t0}
+	now := t0.Add(time.Hour)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) [][]byte
+		cmd   func(t *testing.T) []byte
+		want  error
+		check func(t *testing.T, s *state, res Result)
+	}{
+		{"add source", nil,
+			func(t *testing.T) []byte { return mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if got, ok := s.source("nas"); !ok || !reflect.DeepEqual(got, testSource("nas")) {
+					t.Errorf("source = %+v, %v", got, ok)
+				}
+			}},
+		{"add source twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")})}
+		}, func(t *testing.T) []byte { return mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}) },
+			ErrExists, nil},
+		{"add invalid source", nil,
+			func(t *testing.T) []byte { return mustCmd(t, AddSourceCommand, addSourceBody{Source{Name: "NAS"}}) },
+			ErrInvalid, func(t *testing.T, s *state, _ Result) {
+				if len(s.sources) != 0 {
+					t.Errorf("invalid source stored")
+				}
+			}},
+		{"remove source", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")})}
+		}, func(t *testing.T) []byte { return mustCmd(t, RemoveSourceCommand, removeSourceBody{"nas"}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if _, ok := s.source("nas"); ok {
+					t.Error("source still there")
+				}
+			}},
+		{"remove missing source", nil,
+			func(t *testing.T) []byte { return mustCmd(t, RemoveSourceCommand, removeSourceBody{"nas"}) },
+			ErrNotFound, nil},
+		{"commit restore point", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")})}
+		}, func(t *testing.T) []byte {
+			rp := testPoint("rp-1", "nas", "vm-1", t0)
+			rp.Tenant, rp.Verify = "", VerifyState{}
+			return mustCmd(t, CommitRestorePointCommand, commitBody{rp})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if got, ok := s.latest("nas", "vm-1"); !ok || !reflect.DeepEqual(got, testPoint("rp-1", "nas", "vm-1", t0)) {
+				t.Errorf("latest = %+v, %v", got, ok)
+			}
+		}},
+		{"commit to missing source", nil, func(t *testing.T) []byte {
+			return mustCmd(t, CommitRestorePointCommand, commitBody{testPoint("rp-1", "nas", "vm-1", t0)})
+		}, ErrNotFound, nil},
+		{"set verify", func(t *testing.T) [][]byte {
+			return [][]byte{
+				mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, CommitRestorePointCommand, commitBody{testPoint("rp-1", "nas", "vm-1", t0)}),
+			}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, SetVerifyCommand, setVerifyBody{"rp-1", VerifyState{State: VerifyFailed, At: now, Error: "corrupt"}})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if rp, _ := s.point("rp-1"); rp.Verify.State != VerifyFailed || !rp.Verify.At.Equal(now) {
+				t.Errorf("verify = %+v", rp.Verify)
+			}
+			if _, ok := s.latest("nas", "vm-1"); ok {
+				t.Error("a failed restore point is still the latest")
+			}
+		}},
+		{"set verify of missing point", nil, func(t *testing.T) []byte {
+			return mustCmd(t, SetVerifyCommand, setVerifyBody{"rp-1", VerifyState{State: VerifyOK}})
+		}, ErrNotFound, nil},
+		{"put job", nil,
+			func(t *testing.T) []byte { return mustCmd(t, PutJobCommand, putJobBody{running}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if got, ok := s.job("job-1"); !ok || !reflect.DeepEqual(got, running) {
+					t.Errorf("job = %+v, %v", got, ok)
+				}
+				if _, ok := s.active["job-1"]; !ok {
+					t.Error("running job not active")
+				}
+			}},
+		{"interrupt running", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{running})}
+		}, func(t *testing.T) []byte { return mustCmd(t, InterruptRunningCommand, interruptBody{now}) },
+			nil, func(t *testing.T, s *state, res Result) {
+				if len(res.Jobs) != 1 || !res.Jobs[0].Finished.Equal(now) || res.Jobs[0].State != JobInterrupted {
+					t.Errorf("result jobs = %+v", res.Jobs)
+				}
+				if j, _ := s.job("job-1"); j.State != JobInterrupted || !j.Finished.Equal(now) || len(s.active) != 0 {
+					t.Errorf("stored job = %+v, active %v", j, s.active)
+				}
+			}},
+		{"put key", nil,
+			func(t *testing.T) []byte { return mustCmd(t, PutKeyCommand, putKeyBody{testKey("acme", 1)}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if got := s.keyList(); !reflect.DeepEqual(got, []WrappedKey{testKey("acme", 1)}) {
+					t.Errorf("keys = %+v", got)
+				}
+			}},
+		{"put key id twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutKeyCommand, putKeyBody{testKey("acme", 1)})}
+		}, func(t *testing.T) []byte { return mustCmd(t, PutKeyCommand, putKeyBody{testKey("globex", 1)}) },
+			ErrExists, nil},
+		{"set node", nil,
+			func(t *testing.T) []byte { return mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				want := Membership{Epoch: 1, Nodes: []Node{testNode("n1")}}
+				if got := s.membership(); !reflect.DeepEqual(got, want) {
+					t.Errorf("membership = %+v, want %+v", got, want)
+				}
+			}},
+		{"set node unchanged keeps the epoch", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")})}
+		}, func(t *testing.T) []byte { return mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if s.epoch != 1 {
+					t.Errorf("epoch = %d, want 1", s.epoch)
+				}
+			}},
+		{"set node draining moves the epoch", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")})}
+		}, func(t *testing.T) []byte {
+			n := testNode("n1")
+			n.State = NodeDraining
+			return mustCmd(t, SetNodeCommand, setNodeBody{n})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if m := s.membership(); m.Epoch != 2 || m.Nodes[0].State != NodeDraining {
+				t.Errorf("membership = %+v", m)
+			}
+		}},
+		{"set invalid node", nil, func(t *testing.T) []byte {
+			return mustCmd(t, SetNodeCommand, setNodeBody{Node{ID: "n1", Address: "x", State: "asleep"}})
+		}, ErrInvalid, nil},
+		{"remove node", func(t *testing.T) [][]byte {
+			return [][]byte{
+				mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")}),
+				mustCmd(t, SetNodeCommand, setNodeBody{testNode("n2")}),
+			}
+		}, func(t *testing.T) []byte { return mustCmd(t, RemoveNodeCommand, removeNodeBody{"n1"}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				want := Membership{Epoch: 3, Nodes: []Node{testNode("n2")}}
+				if got := s.membership(); !reflect.DeepEqual(got, want) {
+					t.Errorf("membership = %+v, want %+v", got, want)
+				}
+			}},
+		{"remove missing node", nil,
+			func(t *testing.T) []byte { return mustCmd(t, RemoveNodeCommand, removeNodeBody{"n1"}) },
+			ErrNotFound, nil},
+	}
+	covered := map[CommandType]bool{}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFSM()
+			if tt.setup != nil {
+				mustApply(t, f, tt.setup(t)...)
+			}
+			cmd := tt.cmd(t)
+			covered[CommandType(cmd[0])] = true
+			before := persisted(t, f)
+			res := f.Apply(cmd)
+			if !errors.Is(res.Err, tt.want) || (tt.want == nil) != (res.Err == nil) {
+				t.Fatalf("Apply = %v, want %v", res.Err, tt.want)
+			}
+			if res.Err != nil && !bytes.Equal(persisted(t, f), before) {
+				t.Error("a refused command changed the state")
+			}
+			if tt.check != nil {
+				tt.check(t, view(f), res)
+			}
+		})
+	}
+	for ct := AddSourceCommand; ct <= RemoveNodeCommand; ct++ {
+		if !covered[ct] {
+			t.Errorf("command type %d has no test", ct)
+		}
+	}
+}
+
+func TestApplyUnknownAndBad(t *testing.T) {
+	ok := mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")})
+	tests := []struct {
+		name    string
+		entry   []byte
+		panics  bool
+		ignored bool
+	}{
+		{"unknown type", []byte{0x7f, recordV1, '{', '}'}, true, false},
+		{"unknown optional type", []byte{0x80 | 0x7f, recordV1, '{', '}'}, false, true},
+		{"unknown optional type with a body of a newer version", []byte{0x80 | 0x70, 9, 0xff}, false, true},
+		{"known type marked optional applies", append([]byte{byte(IgnoreUnknown | AddSourceCommand)}, ok[1:]...), false, false},
+		{"empty entry", nil, true, false},
+		{"no body", []byte{byte(AddSourceCommand)}, true, false},
+		{"body of a newer version", append([]byte{byte(AddSourceCommand), 2}, ok[2:]...), true, false},
+		{"body not JSON", []byte{byte(AddSourceCommand), recordV1, 'x'}, true, false},
+		{"body of the wrong shape", []byte{byte(AddSourceCommand), recordV1, '[', ']'}, true, false},
+		{"type zero", []byte{0, recordV1, '{', '}'}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := NewFSM()
+			mustApply(t, f, mustCmd(t, SetNodeCommand, setNodeBody{testNode("n1")}))
+			before := persisted(t, f)
+			var res Result
+			r := func() (r any) {
+				defer func() { r = recover() }()
+				res = f.Apply(tt.entry)
+				return nil
+			}()
+			if (r != nil) != tt.panics {
+				t.Fatalf("panic = %v, want panic %v", r, tt.panics)
+			}
+			if r != nil {
+				if err, isErr := r.(error); !isErr || !errors.Is(err, ErrBadCommand) {
+					t.Errorf("panicked with %v, want an error wrapping ErrBadCommand", r)
+				}
+				return
+			}
+			if res.Ignored != tt.ignored {
+				t.Errorf("Ignored = %v, want %v", res.Ignored, tt.ignored)
+			}
+			if changed := !bytes.Equal(persisted(t, f), before); changed == tt.ignored {
+				t.Errorf("state changed = %v for a command ignored = %v", changed, tt.ignored)
+			}
+		})
+	}
+}
+
+// testLog is a log touching every command type, refusals included.
+func testLog(t testing.TB) [][]byte {
+	var log [][]byte
+	add := func(ct CommandType, body any) { log = append(log, mustCmd(t, ct, body)) }
+	add(SetNodeCommand, setNodeBody{testNode("n1")})
+	add(SetNodeCommand, setNodeBody{testNode("n2")})
+	add(AddSourceCommand, addSourceBody{testSource("nas")})
+	add(AddSourceCommand, addSourceBody{testSource("nas")}) // refused
+	add(AddSourceCommand, addSourceBody{testSource("vc")})
+	add(PutKeyCommand, putKeyBody{testKey("acme", 1)})
+	for i := range 5 {
+		rp := testPoint(fmt.Sprintf("rp-%d", i), "nas", "vm-1", t0.Add(time.Duration(i)*time.Hour))
+		if i > 0 {
+			rp.Base = fmt.Sprintf("rp-%d", i-1)
+		}
+		add(CommitRestorePointCommand, commitBody{rp})
+		add(PutJobCommand, putJobBody{Job{ID: fmt.Sprintf("job-%d", i), Kind: JobBackup, State: JobRunning, Source: "nas", Created: t0.Add(time.Duration(i) * time.Minute)}})
+	}
+	add(SetVerifyCommand, setVerifyBody{"rp-4", VerifyState{State: VerifyFailed, At: t0.Add(9 * time.Hour), Error: "corrupt"}})
+	add(PutJobCommand, putJobBody{Job{ID: "job-0", Kind: JobBackup, State: JobSucceeded, Source: "nas", Created: t0, RestorePoint: "rp-0", Verify: &VerifyResult{OK: true, Errors: []string{"none"}}}})
+	add(InterruptRunningCommand, interruptBody{t0.Add(10 * time.Hour)})
+	add(RemoveSourceCommand, removeSourceBody{"nas"}) // refused: restore points
+	add(RemoveSourceCommand, removeSourceBody{"vc"})
+	add(RemoveNodeCommand, removeNodeBody{"n2"})
+	log = append(log, []byte{byte(IgnoreUnknown | 0x7e), recordV1, '{', '}'})
+	return log
+}
+
+func TestApplyDeterministic(t *testing.T) {
+	log := testLog(t)
+	a, b := NewFSM(), NewFSM()
+	for i, e := range log {
+		ra, rb := a.Apply(e), b.Apply(e)
+		if !reflect.DeepEqual(ra, rb) {
+			t.Fatalf("entry %d: results differ: %+v / %+v", i, ra, rb)
+		}
+	}
+	pa, pb := persisted(t, a), persisted(t, b)
+	if !bytes.Equal(pa, pb) {
+		t.Fatal("two FSMs fed the same log differ")
+	}
+
+	// A replica that joins from a snapshot taken halfway ends the same.
+	half := NewFSM()
+	for _, e := range log[:len(log)/2] {
+		half.Apply(e)
+	}
+	c := NewFSM()
+	if err := c.Restore(bytes.NewReader(persisted(t, half))); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range log[len(log)/2:] {
+		c.Apply(e)
+	}
+	if !bytes.Equal(persisted(t, c), pa) {
+		t.Error("a replica restored from a snapshot and fed the rest of the log differs")
+	}
+}

@@ -1,0 +1,236 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Replicated is the catalog of a cluster: writes go through the Raft log
+// and are applied by every member's FSM; reads come from this member's FSM.
+// It keeps the package contract on the leader. A write on a follower fails
+// with raft.ErrNotLeader (forwarding is the node's job), and a follower's
+// reads may lag the leader's. After Close every method returns ErrClosed.
+type Replicated struct {
+	catalog
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport raft.Transport
+	timeout   time.Duration
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Peer is a voting member of the initial configuration.
+type Peer struct {
+	ID      string
+	Address string
+}
+
+// ReplicatedOptions configure OpenReplicated.
+type ReplicatedOptions struct {
+	// ID names this member; it must be a valid name (ValidName).
+	ID string
+	// Bind is the TCP address the Raft transport listens on; default
+	// 127.0.0.1:0. Ignored if Transport is set.
+	Bind string
+	// Transport replaces the TCP transport, as tests do with raft's
+	// in-memory one.
+	Transport raft.Transport
+	// Bootstrap starts a new cluster of this member and Peers if the data
+	// directory holds no Raft state; otherwise it does nothing.
+	Bootstrap bool
+	Peers     []Peer
+	// ApplyTimeout bounds a write's wait for the log; default 10 s.
+	ApplyTimeout time.Duration
+	// Config tunes Raft; nil means raft.DefaultConfig. Its LocalID is set
+	// from ID.
+	Config *raft.Config
+	// Log receives Raft's log; default io.Discard.
+	Log io.Writer
+}
+
+// OpenReplicated opens the member whose Raft state lives in dir (mode 0700),
+// creating it if absent: a bbolt log and stable store and a file snapshot
+// store. It returns before a leader is known; see WaitLeader.
+func OpenReplicated(dir string, opts ReplicatedOptions) (_ *Replicated, err error) {
+	if err := checkName("member id", opts.ID); err != nil {
+		return nil, fmt.Errorf("open replicated catalog: %w", err)
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open replicated catalog: %w", err)
+	}
+	r := &Replicated{timeout: opts.ApplyTimeout, transport: opts.Transport}
+	if r.timeout <= 0 {
+		r.timeout = 10 * time.Second
+	}
+	defer func() {
+		if err != nil {
+			r.release()
+		}
+	}()
+	if r.store, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")}); err != nil {
+		return nil, fmt.Errorf("open replicated catalog %s: log store: %w", dir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, 2, logw)
+	if err != nil {
+		return nil, fmt.Errorf("open replicated catalog %s: snapshot store: %w", dir, err)
+	}
+	if r.transport == nil {
+		bind := opts.Bind
+		if bind == "" {
+			bind = "127.0.0.1:0"
+		}
+		if r.transport, err = raft.NewTCPTransport(bind, nil, 3, 10*time.Second, logw); err != nil {
+			return nil, fmt.Errorf("open replicated catalog: transport: %w", err)
+		}
+	}
+	cfg := raft.DefaultConfig()
+	if opts.Config != nil {
+		c := *opts.Config
+		cfg = &c
+	}
+	cfg.LocalID = raft.ServerID(opts.ID)
+	if cfg.Logger == nil {
+		cfg.LogOutput = logw
+	}
+	if opts.Bootstrap {
+		exists, err := raft.HasExistingState(r.store, r.store, snaps)
+		if err != nil {
+			return nil, fmt.Errorf("open replicated catalog %s: %w", dir, err)
+		}
+		if !exists {
+			conf := raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: r.transport.LocalAddr()}}}
+			for _, p := range opts.Peers {
+				conf.Servers = append(conf.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address)})
+			}
+			if err := raft.BootstrapCluster(cfg, r.store, r.store, snaps, r.transport, conf); err != nil {
+				return nil, fmt.Errorf("open replicated catalog %s: bootstrap: %w", dir, err)
+			}
+		}
+	}
+	fsm := NewFSM()
+	if r.raft, err = raft.NewRaft(cfg, raftFSM{fsm}, r.store, r.store, snaps, r.transport); err != nil {
+		return nil, fmt.Errorf("open replicated catalog %s: %w", dir, err)
+	}
+	r.catalog = catalog{fsm: fsm, propose: r.propose, closed: r.isClosed}
+	return r, nil
+}
+
+// Addr returns the address of this member's Raft transport.
+func (r *Replicated) Addr() string { return string(r.transport.LocalAddr()) }
+
+// Leader returns the ID of the leader this member knows, or "".
+func (r *Replicated) Leader() string {
+	_, id := r.raft.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this member leads.
+func (r *Replicated) IsLeader() bool { return r.raft.State() == raft.Leader }
+
+// WaitLeader polls until this member knows a leader and returns its ID. If
+// that is this member, it also waits until every earlier entry of the log is
+// applied here, so reads see them.
+func (r *Replicated) WaitLeader(ctx context.Context) (string, error) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r.isClosed() {
+			return "", ErrClosed
+		}
+		if id := r.Leader(); id != "" {
+			if !r.IsLeader() {
+				return id, nil
+			}
+			if err := r.raft.Barrier(r.timeout).Error(); err == nil {
+				return id, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("wait for a leader: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// propose appends cmd to the log and waits until this member applied it.
+// If ctx ends first the command may still be applied later.
+func (r *Replicated) propose(ctx context.Context, cmd []byte) (Result, error) {
+	f := r.raft.Apply(cmd, r.timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case err := <-done:
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return Result{}, ErrClosed
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("propose: %w", err)
+		}
+	}
+	res, ok := f.Response().(Result)
+	if !ok {
+		return Result{}, fmt.Errorf("propose: unexpected response %T", f.Response())
+	}
+	return res, nil
+}
+
+func (r *Replicated) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// Close stops this member and releases its files. It is safe to call more
+// than once.
+func (r *Replicated) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	var errs []error
+	if err := r.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, err)
+	}
+	// Shutdown closed the transport.
+	if err := r.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close replicated catalog: %w", err)
+	}
+	return nil
+}
+
+// release closes the transport and the store, whichever are open, when
+// OpenReplicated fails.
+func (r *Replicated) release() error {
+	var errs []error
+	if c, ok := r.transport.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	if r.store != nil {
+		errs = append(errs, r.store.Close())
+	}
+	return errors.Join(errs...)
+}
