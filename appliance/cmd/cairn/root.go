@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/cairnhq/cairn/appliance/api"
 )
 
 // Environment variables behind the global flags. CAIRN_TOKEN names the
@@ -49,6 +51,7 @@ By default it reaches a cairnd started in the current directory: the server
 https://127.0.0.1:8443, its CA ./cairn-data/ca.pem and its admin token
 ./cairn-data/admin.token. Flags override the environment (CAIRN_SERVER,
 CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
+		Version:           api.Version(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		PersistentPreRunE: a.setup,

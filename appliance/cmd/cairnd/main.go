@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/cairnhq/cairn/appliance/api"
 )
 
 func main() {
@@ -46,6 +48,7 @@ The master key is sealed by a passphrase from --passphrase-file or the
 CAIRN_PASSPHRASE environment variable. Without one, cairnd keeps it in an
 unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`,
 		Args:          cobra.NoArgs,
+		Version:       api.Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
