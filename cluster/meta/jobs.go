@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -141,13 +140,7 @@ func (l *Local) InterruptRunning(ctx context.Context, now time.Time) ([]Job, err
 			return err
 		}
 		for _, j := range jobs {
-			if j.State == JobRunning {
-				j.Error = "interrupted: the node stopped while the job was running"
-			} else {
-				j.Error = "interrupted: the node stopped before the job started"
-			}
-			j.State = JobInterrupted
-			j.Finished = now
+			j = interrupted(j, now)
 			if err := putJob(tx, j); err != nil {
 				return fmt.Errorf("job %s: %w", j.ID, err)
 			}
@@ -158,13 +151,20 @@ func (l *Local) InterruptRunning(ctx context.Context, now time.Time) ([]Job, err
 	if err != nil {
 		return nil, fmt.Errorf("interrupt running jobs: %w", err)
 	}
-	slices.SortFunc(out, func(a, b Job) int {
-		if c := b.Created.Compare(a.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
+	slices.SortFunc(out, compareJobs)
 	return out, nil
+}
+
+// interrupted returns j as a queued or running job whose node stopped.
+func interrupted(j Job, now time.Time) Job {
+	if j.State == JobRunning {
+		j.Error = "interrupted: the node stopped while the job was running"
+	} else {
+		j.Error = "interrupted: the node stopped before the job started"
+	}
+	j.State = JobInterrupted
+	j.Finished = now
+	return j
 }
 
 // activeJobs returns the queued and running jobs, in ID order.

@@ -44,24 +44,12 @@ func (l *Local) CommitRestorePoint(ctx context.Context, rp RestorePoint) error {
 		if err := get(tx, bucketSources, rp.Source, &src); err != nil {
 			return fmt.Errorf("source %s: %w", rp.Source, err)
 		}
-		switch rp.Tenant {
-		case "":
-			rp.Tenant = src.Tenant
-		case src.Tenant:
-		default:
-			return fmt.Errorf("tenant %s differs from tenant %s of source %s: %w", rp.Tenant, src.Tenant, src.Name, ErrConflict)
-		}
-		if rp.Base != "" {
+		rp, err := admitPoint(rp, src, func(id string) (RestorePoint, error) {
 			var base RestorePoint
-			if err := get(tx, bucketPoints, rp.Base, &base); err != nil {
-				return fmt.Errorf("base %s: %w", rp.Base, err)
-			}
-			if base.Tenant != rp.Tenant {
-				return fmt.Errorf("base %s belongs to tenant %s: %w", base.ID, base.Tenant, ErrConflict)
-			}
-		}
-		if rp.Verify.State == "" {
-			rp.Verify.State = VerifyNone
+			return base, get(tx, bucketPoints, id, &base)
+		})
+		if err != nil {
+			return err
 		}
 		if err := put(tx, bucketPoints, rp.ID, rp); err != nil {
 			return err
@@ -72,6 +60,34 @@ func (l *Local) CommitRestorePoint(ctx context.Context, rp RestorePoint) error {
 		return fmt.Errorf("commit restore point %s: %w", rp.ID, err)
 	}
 	return nil
+}
+
+// admitPoint applies the rules every catalog keeps when it commits rp, a
+// restore point of source src: an empty tenant is the source's; another
+// tenant, or a base of another tenant, is refused (ErrConflict), since the
+// chunks are sealed under the source's tenant key; a base must exist; an
+// empty verify state becomes VerifyNone. base looks up a committed point.
+func admitPoint(rp RestorePoint, src Source, base func(id string) (RestorePoint, error)) (RestorePoint, error) {
+	switch rp.Tenant {
+	case "":
+		rp.Tenant = src.Tenant
+	case src.Tenant:
+	default:
+		return rp, fmt.Errorf("tenant %s differs from tenant %s of source %s: %w", rp.Tenant, src.Tenant, src.Name, ErrConflict)
+	}
+	if rp.Base != "" {
+		b, err := base(rp.Base)
+		if err != nil {
+			return rp, fmt.Errorf("base %s: %w", rp.Base, err)
+		}
+		if b.Tenant != rp.Tenant {
+			return rp, fmt.Errorf("base %s belongs to tenant %s: %w", b.ID, b.Tenant, ErrConflict)
+		}
+	}
+	if rp.Verify.State == "" {
+		rp.Verify.State = VerifyNone
+	}
+	return rp, nil
 }
 
 func checkPoint(rp RestorePoint) error {

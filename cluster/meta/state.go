@@ -117,24 +117,15 @@ func (s *state) commit(rp RestorePoint) error {
 	if !ok {
 		return fmt.Errorf("source %s: %w", rp.Source, ErrNotFound)
 	}
-	switch rp.Tenant {
-	case "":
-		rp.Tenant = src.Tenant
-	case src.Tenant:
-	default:
-		return fmt.Errorf("tenant %s differs from tenant %s of source %s: %w", rp.Tenant, src.Tenant, src.Name, ErrConflict)
-	}
-	if rp.Base != "" {
-		base, ok := s.points[rp.Base]
+	rp, err := admitPoint(rp, src, func(id string) (RestorePoint, error) {
+		b, ok := s.points[id]
 		if !ok {
-			return fmt.Errorf("base %s: %w", rp.Base, ErrNotFound)
+			return b, ErrNotFound
 		}
-		if base.Tenant != rp.Tenant {
-			return fmt.Errorf("base %s belongs to tenant %s: %w", base.ID, base.Tenant, ErrConflict)
-		}
-	}
-	if rp.Verify.State == "" {
-		rp.Verify.State = VerifyNone
+		return b, nil
+	})
+	if err != nil {
+		return err
 	}
 	s.insertPoint(rp)
 	return nil
@@ -183,14 +174,7 @@ func (s *state) putJob(j Job) error {
 func (s *state) interrupt(now time.Time) []Job {
 	var out []Job
 	for _, id := range slices.Sorted(maps.Keys(s.active)) {
-		j := s.jobs[id]
-		if j.State == JobRunning {
-			j.Error = "interrupted: the node stopped while the job was running"
-		} else {
-			j.Error = "interrupted: the node stopped before the job started"
-		}
-		j.State = JobInterrupted
-		j.Finished = now
+		j := interrupted(s.jobs[id], now)
 		s.jobs[id] = j
 		delete(s.active, id)
 		out = append(out, cloneJob(j))
