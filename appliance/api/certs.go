@@ -9,13 +9,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
-	"strings"
+	"slices"
 	"time"
+
+	"github.com/cairnhq/cairn/cluster/pki"
 )
 
 // Lifetimes of the TLS material.
@@ -92,62 +93,15 @@ type hostSet struct {
 // addresses, with or without a port). Unspecified addresses such as 0.0.0.0
 // are listening wildcards, not names, and are dropped.
 func hostsFor(hosts []string) (hostSet, error) {
-	var hs hostSet
-	seen := map[string]bool{}
-	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, hosts...) {
-		if host, _, err := net.SplitHostPort(h); err == nil {
-			h = host
-		}
-		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-		if h == "" {
-			continue
-		}
-		if ip := net.ParseIP(h); ip != nil {
-			if ip.IsUnspecified() || seen[ip.String()] {
-				continue
-			}
-			seen[ip.String()] = true
-			hs.ips = append(hs.ips, ip)
-			hs.all = append(hs.all, ip.String())
-			continue
-		}
-		if !validHostName(h) {
-			return hostSet{}, fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
-		}
-		if seen[h] {
-			continue
-		}
-		seen[h] = true
-		hs.dns = append(hs.dns, h)
-		hs.all = append(hs.all, h)
+	dns, ips, err := pki.SplitHosts(append([]string{"localhost", "127.0.0.1", "::1"}, hosts...))
+	if err != nil {
+		return hostSet{}, err
+	}
+	hs := hostSet{dns: dns, ips: ips, all: slices.Clone(dns)}
+	for _, ip := range ips {
+		hs.all = append(hs.all, ip.String())
 	}
 	return hs, nil
-}
-
-func validHostName(h string) bool {
-	if len(h) > 253 {
-		return false
-	}
-	for _, c := range h {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func certPEM(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func keyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // readCert reads the first certificate of a PEM file.
@@ -173,25 +127,9 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s holds no PEM key", path)
-	}
-	var key any
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: unexpected PEM block %q", path, block.Type)
-	}
+	key, err := pki.ParseKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, errors.New(path + ": not an ECDSA key")
-	}
-	return ec, nil
+	return key, nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/cairnhq/cairn/cluster/pki"
 )
 
 // Names of the TLS files in the data directory.
@@ -73,7 +75,7 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, 
 		if key, err = newKey(); err != nil {
 			return nil, nil, fmt.Errorf("generate CA key: %w", err)
 		}
-		pemKey, err := keyPEM(key)
+		pemKey, err := pki.KeyPEM(key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -89,7 +91,7 @@ func ensureCA(dir string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("create CA certificate: %w", err)
 		}
-		if err := writeFileAtomic(certPath, certPEM(der), 0o644); err != nil {
+		if err := writeFileAtomic(certPath, pki.CertPEM(der), 0o644); err != nil {
 			return nil, nil, fmt.Errorf("write CA certificate: %w", err)
 		}
 		cert, err = x509.ParseCertificate(der)
@@ -164,7 +166,7 @@ func (iss *issuer) issue() error {
 	if err != nil {
 		return fmt.Errorf("issue server certificate: %w", err)
 	}
-	pemKey, err := keyPEM(key)
+	pemKey, err := pki.KeyPEM(key)
 	if err != nil {
 		return err
 	}
@@ -173,7 +175,7 @@ func (iss *issuer) issue() error {
 	if err := writeFileAtomic(filepath.Join(iss.dir, serverKeyFile), pemKey, 0o600); err != nil {
 		return fmt.Errorf("write server key: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(iss.dir, serverCertFile), certPEM(der), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(iss.dir, serverCertFile), pki.CertPEM(der), 0o644); err != nil {
 		return fmt.Errorf("write server certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)

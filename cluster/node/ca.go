@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/cluster/pki"
 )
 
 // Lifetimes of the cluster's certificates.
@@ -85,7 +85,7 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 		return nil, fmt.Errorf("load cluster ca: %w", err)
 	}
 	clusterID, _, _ := parseIdentity(cert.URIs) // checked by parseCACert
-	key, err := parseKey(keyPEM)
+	key, err := pki.ParseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load cluster ca: %w", err)
 	}
@@ -99,11 +99,11 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 func (ca *CA) ClusterID() string { return ca.clusterID }
 
 // CertPEM returns the CA certificate, which every node trusts.
-func (ca *CA) CertPEM() []byte { return certPEM(ca.cert.Raw) }
+func (ca *CA) CertPEM() []byte { return pki.CertPEM(ca.cert.Raw) }
 
 // KeyPEM returns the CA's private key (PKCS #8). Whoever holds it can make
 // nodes of the cluster.
-func (ca *CA) KeyPEM() ([]byte, error) { return keyPEM(ca.key) }
+func (ca *CA) KeyPEM() ([]byte, error) { return pki.KeyPEM(ca.key) }
 
 // Issue makes the certificate of node nodeID, valid from now for a year
 // (never beyond the CA) for both server and client authentication. hosts
@@ -113,7 +113,7 @@ func (ca *CA) Issue(nodeID string, hosts []string, now time.Time) (certPEMOut, k
 	if err := checkID("node", nodeID); err != nil {
 		return nil, nil, fmt.Errorf("issue node certificate: %w", err)
 	}
-	dns, ips, err := splitHosts(hosts)
+	dns, ips, err := pki.SplitHosts(hosts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue node certificate %s: %w", nodeID, err)
 	}
@@ -144,11 +144,11 @@ func (ca *CA) Issue(nodeID string, hosts []string, now time.Time) (certPEMOut, k
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue node certificate %s: sign: %w", nodeID, err)
 	}
-	kp, err := keyPEM(key)
+	kp, err := pki.KeyPEM(key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issue node certificate %s: %w", nodeID, err)
 	}
-	return certPEM(der), kp, nil
+	return pki.CertPEM(der), kp, nil
 }
 
 func serialNumber(r io.Reader) (*big.Int, error) {
@@ -157,50 +157,4 @@ func serialNumber(r io.Reader) (*big.Int, error) {
 		return nil, fmt.Errorf("serial number: %w", err)
 	}
 	return n, nil
-}
-
-// splitHosts sorts hosts into DNS names and IP addresses, dropping ports,
-// brackets, duplicates and unspecified addresses (listening wildcards, not
-// names).
-func splitHosts(hosts []string) (dns []string, ips []net.IP, err error) {
-	seen := map[string]bool{}
-	for _, h := range hosts {
-		if host, _, err := net.SplitHostPort(h); err == nil {
-			h = host
-		}
-		h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-		if h == "" {
-			continue
-		}
-		if ip := net.ParseIP(h); ip != nil {
-			if ip.IsUnspecified() || seen[ip.String()] {
-				continue
-			}
-			seen[ip.String()] = true
-			ips = append(ips, ip)
-			continue
-		}
-		if !validHostName(h) {
-			return nil, nil, fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
-		}
-		if !seen[h] {
-			seen[h] = true
-			dns = append(dns, h)
-		}
-	}
-	return dns, ips, nil
-}
-
-func validHostName(h string) bool {
-	if len(h) > 253 {
-		return false
-	}
-	for _, c := range h {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
 }

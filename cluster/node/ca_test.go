@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"testing"
 	"time"
+
+	"github.com/cairnhq/cairn/cluster/pki"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -74,7 +76,7 @@ func TestIssue(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
-	if _, err := parseKey(keyPEM); err != nil {
+	if _, err := pki.ParseKey(keyPEM); err != nil {
 		t.Fatalf("node key: %v", err)
 	}
 	cert := verify(t, ca, certPEM, t0.Add(time.Hour))
