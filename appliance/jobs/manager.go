@@ -55,15 +55,10 @@ type Store interface {
 	Delete(ctx context.Context, ids []chunk.ID) error
 }
 
-// Plugins are the source and target plugins the appliance offers, wired
-// explicitly by the daemon.
-type Plugins struct {
-	// Sources builds a source plugin from a source record, by kind. It
-	// validates the record's configuration.
-	Sources map[string]func(meta.Source) (plugins.Source, error)
-	// Targets builds a restore target from the part of a "scheme:location"
-	// restore destination after the colon, by scheme.
-	Targets map[string]func(location string, overwrite bool) (plugins.Target, error)
+// Secrets seals and opens sources' credentials; *keys.Secrets is one.
+type Secrets interface {
+	Seal(source string, secrets map[string]string) ([]byte, error)
+	Open(source string, sealed []byte) (map[string]string, error)
 }
 
 // Options configure a Manager.
@@ -73,6 +68,9 @@ type Options struct {
 	Now     func() time.Time
 	Rand    io.Reader
 	Log     *slog.Logger
+	// Secrets seals sources' credentials; without it, a source with secrets
+	// is refused.
+	Secrets Secrets
 }
 
 // DefaultTenant owns sources created without a tenant.
@@ -83,7 +81,8 @@ type Manager struct {
 	catalog Catalog
 	keys    Keys
 	store   Store
-	plugins Plugins
+	kinds   map[string]plugins.Kind // by name
+	secrets Secrets
 	backup  *backup.Engine
 	restore *restore.Engine
 	now     func() time.Time
@@ -110,10 +109,17 @@ var _ api.Service = (*Manager)(nil)
 
 // New returns a manager and marks jobs a previous process left running as
 // interrupted.
-func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, plugins: p,
+// kinds are the plugins the appliance offers, wired explicitly by the daemon.
+func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
+	for _, k := range kinds {
+		if _, dup := m.kinds[k.Name]; dup || k.Name == "" {
+			return nil, fmt.Errorf("plugin kind %q wired twice or unnamed", k.Name)
+		}
+		m.kinds[k.Name] = k
+	}
 	if m.backup == nil {
 		m.backup = &backup.Engine{Store: store}
 	}
