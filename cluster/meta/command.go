@@ -59,7 +59,8 @@ type putJobBody struct {
 
 // interruptBody carries the time so that every replica stamps the same one.
 type interruptBody struct {
-	Now time.Time `json:"now"`
+	Now  time.Time `json:"now"`
+	Node string    `json:"node,omitempty"`
 }
 
 type putKeyBody struct {

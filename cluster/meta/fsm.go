@@ -73,7 +73,7 @@ func (f *FSM) Apply(entry []byte) Result {
 	case InterruptRunningCommand:
 		var c interruptBody
 		decodeBody(t, body, &c)
-		return Result{Jobs: s.interrupt(c.Now)}
+		return Result{Jobs: s.interrupt(c.Node, c.Now)}
 	case PutKeyCommand:
 		var c putKeyBody
 		decodeBody(t, body, &c)

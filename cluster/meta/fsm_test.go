@@ -137,7 +137,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			}},
 		{"interrupt running", func(t *testing.T) [][]byte {
 			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{running})}
-		}, func(t *testing.T) []byte { return mustCmd(t, InterruptRunningCommand, interruptBody{now}) },
+		}, func(t *testing.T) []byte { return mustCmd(t, InterruptRunningCommand, interruptBody{Now: now}) },
 			nil, func(t *testing.T, s *state, res Result) {
 				if len(res.Jobs) != 1 || !res.Jobs[0].Finished.Equal(now) || res.Jobs[0].State != JobInterrupted {
 					t.Errorf("result jobs = %+v", res.Jobs)
@@ -301,7 +301,7 @@ func testLog(t testing.TB) [][]byte {
 	}
 	add(SetVerifyCommand, setVerifyBody{"rp-4", VerifyState{State: VerifyFailed, At: t0.Add(9 * time.Hour), Error: "corrupt"}})
 	add(PutJobCommand, putJobBody{Job{ID: "job-0", Kind: JobBackup, State: JobSucceeded, Source: "nas", Created: t0, RestorePoint: "rp-0", Verify: &VerifyResult{OK: true, Errors: []string{"none"}}}})
-	add(InterruptRunningCommand, interruptBody{t0.Add(10 * time.Hour)})
+	add(InterruptRunningCommand, interruptBody{Now: t0.Add(10 * time.Hour)})
 	add(RemoveSourceCommand, removeSourceBody{"nas"}) // refused: restore points
 	add(RemoveSourceCommand, removeSourceBody{"vc"})
 	add(RemoveNodeCommand, removeNodeBody{"n2"})

@@ -171,9 +171,12 @@ func (s *state) putJob(j Job) error {
 
 // interrupt marks every queued or running job interrupted at now and
 // returns them newest first.
-func (s *state) interrupt(now time.Time) []Job {
+func (s *state) interrupt(node string, now time.Time) []Job {
 	var out []Job
 	for _, id := range slices.Sorted(maps.Keys(s.active)) {
+		if !s.jobs[id].runsOn(node) {
+			continue
+		}
 		j := interrupted(s.jobs[id], now)
 		s.jobs[id] = j
 		delete(s.active, id)
