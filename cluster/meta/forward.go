@@ -49,6 +49,10 @@ func CheckCommand(cmd []byte) error {
 		body = &setNodeBody{}
 	case RemoveNodeCommand:
 		body = &removeNodeBody{}
+	case PutJoinTokenCommand:
+		body = &putTokenBody{}
+	case RedeemJoinTokenCommand:
+		body = &redeemTokenBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil
