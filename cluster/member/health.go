@@ -235,7 +235,14 @@ func (m *Member) seenOrSince(id string, since time.Time) time.Time {
 func (m *Member) heal(ctx context.Context) error {
 	m.mu.Lock()
 	h := m.healer
+	due := m.now().Sub(m.lastHeal) >= m.cfg.HealEvery
+	if due {
+		m.lastHeal = m.now()
+	}
 	m.mu.Unlock()
+	if !due {
+		return nil
+	}
 	ms, err := m.catalog.Membership(ctx)
 	if err != nil {
 		return err

@@ -22,6 +22,10 @@ import (
 
 	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/cluster/node"
+	"github.com/cairnhq/cairn/cluster/peer"
+	"github.com/cairnhq/cairn/cluster/placement"
+	"github.com/cairnhq/cairn/cluster/replica"
+	"github.com/cairnhq/cairn/cluster/store"
 )
 
 // Config configures a member.
@@ -45,6 +49,12 @@ type Config struct {
 	DeadAfter time.Duration
 	// Probe is how often members check each other; default 1 s.
 	Probe time.Duration
+	// Store is this node's chunk store, served to the other members and
+	// part of the cluster's (see Chunks); nil runs a member without chunks.
+	Store store.Store
+	// HealEvery is how often the leader runs a healing round over the
+	// chunk data; default 10 s.
+	HealEvery time.Duration
 	// Raft tunes Raft; nil means raft.DefaultConfig().
 	Raft *raft.Config
 	Log  *slog.Logger
@@ -88,6 +98,9 @@ type Member struct {
 	healer   Healer
 	report   HealReport
 	healed   bool
+	lastHeal time.Time
+
+	chunks *chunks
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -109,6 +122,9 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 	}
 	if cfg.Probe <= 0 {
 		cfg.Probe = time.Second
+	}
+	if cfg.HealEvery <= 0 {
+		cfg.HealEvery = 10 * time.Second
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("member: %w", err)
@@ -188,6 +204,20 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 		m.mux.close()
 		return nil, err
 	}
+	if cfg.Store != nil {
+		m.chunks = &chunks{self: m.id.NodeID, local: cfg.Store, log: m.log,
+			clients: map[string]*peer.Client{}, addrs: map[string]string{}}
+		rs, err := replica.New(placement.Map{}, m.node, replica.Options{MinAcks: WriteAcks, Corrupt: m.quarantine})
+		if err != nil {
+			m.catalog.Close()
+			m.mux.close()
+			return nil, err
+		}
+		m.chunks.store = rs
+		m.healer = chunkHealer{m}
+		srv := peer.NewServer(cfg.Store, peer.ServerOptions{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)})
+		m.Handle("/cairn/v1/", srv)
+	}
 	// Serve only now: every handler reads the catalog.
 	go m.http.Serve(httpListener{m.mux})
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -195,6 +225,10 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 	m.wg.Add(2)
 	go m.probeLoop(bg)
 	go m.leaderLoop(bg)
+	if m.chunks != nil {
+		m.wg.Add(1)
+		go m.mapLoop(bg)
+	}
 	m.log.Info("cluster member serving", "node", m.id.NodeID, "cluster_address", advertise, "bootstrap", bootstrap)
 	return m, nil
 }
@@ -339,5 +373,43 @@ func (m *Member) Close() error {
 	m.http.Close()
 	m.mux.close()
 	m.client.CloseIdleConnections()
+	if m.chunks != nil {
+		m.chunks.store.Close()
+		m.chunks.close()
+	}
 	return err
+}
+
+// Ready waits until the cluster has a leader and this member is in the
+// membership (and, with a store, in its own placement map), so writes
+// through it can be placed.
+func (m *Member) Ready(ctx context.Context) error {
+	if _, err := m.catalog.WaitLeader(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ms, err := m.catalog.Membership(ctx)
+		if err != nil {
+			return err
+		}
+		in := false
+		for _, n := range ms.Nodes {
+			in = in || n.ID == m.id.NodeID
+		}
+		if in && m.chunks != nil {
+			if err := m.refreshChunks(ctx); err != nil {
+				return err
+			}
+		}
+		if in {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait to be a member: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
