@@ -69,6 +69,9 @@ type Client struct {
 	hc         *http.Client
 	tr         *http.Transport
 	closed     atomic.Bool
+	// Body bytes sent and received, for measuring network cost per
+	// logical byte.
+	sent, received atomic.Int64
 }
 
 var _ store.Store = (*Client)(nil)
@@ -125,6 +128,12 @@ func NewClient(nodeID, addr string, cfg *tls.Config, opts ClientOptions) (*Clien
 // Node returns the ID of the node the client talks to.
 func (c *Client) Node() string { return c.node }
 
+// Traffic returns the request and reply body bytes this client has sent
+// and received (TLS and HTTP/2 framing not counted).
+func (c *Client) Traffic() (sent, received int64) {
+	return c.sent.Load(), c.received.Load()
+}
+
 // Close drops the client's connections; later calls return store.ErrClosed.
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
@@ -164,6 +173,7 @@ func (c *Client) call(parent context.Context, method, path string, body []byte, 
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
+		c.sent.Add(int64(len(body)))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
@@ -189,7 +199,8 @@ func (c *Client) call(parent context.Context, method, path string, body []byte, 
 	}
 	defer cancel()
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readAll(io.LimitReader(resp.Body, limit+1), resp.ContentLength, limit)
+	c.received.Add(int64(len(b)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: read reply: %v", ErrUnavailable, err)
 	}

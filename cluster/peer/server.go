@@ -293,7 +293,7 @@ func (s *Server) readIDs(w http.ResponseWriter, r *http.Request) ([]chunk.ID, bo
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -360,4 +360,23 @@ func (b *budget) release(n int64) {
 	b.free += n
 	close(b.wake)
 	b.wake = make(chan struct{})
+}
+
+// readAll reads r whole into one allocation when its length is announced
+// (and within limit), rather than growing a buffer through several copies.
+func readAll(r io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, length+1) // one spare byte to see a body longer than announced
+	n, err := io.ReadFull(r, b)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return b[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	// More than announced: read on, so the limit still applies.
+	rest, err := io.ReadAll(r)
+	return append(b, rest...), err
 }

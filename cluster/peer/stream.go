@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -186,7 +188,7 @@ func (c *Client) stream(ctx context.Context, method, path string, body []byte, m
 	}
 	defer cancel()
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
+	br := bufio.NewReaderSize(countingReader{rc, &c.received}, 64<<10)
 	for {
 		rec, err := readRecord(br, maxPayload)
 		if err != nil {
@@ -208,4 +210,16 @@ func (c *Client) stream(ctx context.Context, method, path string, body []byte, m
 			return err
 		}
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(int64(n))
+	return n, err
 }
