@@ -16,6 +16,7 @@ import (
 	"github.com/cairnhq/cairn/cluster/peer"
 	"github.com/cairnhq/cairn/cluster/peer/peertest"
 	"github.com/cairnhq/cairn/cluster/store"
+	"github.com/cairnhq/cairn/cluster/store/storetest"
 )
 
 // countingListener counts the connections it accepts.
@@ -88,5 +89,40 @@ func TestTimeout(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	if _, err := c.Has(ctx, []chunk.ID{{1}}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("has cancelled by the caller: %v, want context.Canceled", err)
+	}
+}
+
+// stuck holds every Put until release is closed.
+type stuck struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuck) Put(ctx context.Context, id chunk.ID, sealed []byte) (bool, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.Put(ctx, id, sealed)
+}
+
+// TestPutsDoNotStarveReads: with one request slot, a put stuck in the store
+// does not keep a Has out.
+func TestPutsDoNotStarveReads(t *testing.T) {
+	st := &stuck{Store: store.NewMemory(store.Options{}), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	c, _ := served(t, st, peer.ServerOptions{MaxConcurrent: 1}, peer.ClientOptions{Timeout: 5 * time.Second})
+	ctx := context.Background()
+	ch := storetest.NewMaker(t, 1, 11).Chunk(t, 100)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Put(ctx, ch.ID, ch.Sealed)
+		done <- err
+	}()
+	<-st.entered
+	if _, err := c.Has(ctx, []chunk.ID{ch.ID}); err != nil {
+		t.Fatalf("has while a put is stuck: %v", err)
+	}
+	close(st.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,7 +32,8 @@
 //     Put whose framing is malformed, whose chunk fails chunk.Check (a
 //     damaged outer CRC, a bad header), or whose ID is the zero ID is
 //     refused whole, and nothing of it is stored. It bounds the bytes and
-//     IDs per request and the requests it serves at once; more waits.
+//     IDs per request, the bytes of puts it holds at once, and the other
+//     requests it serves at once; more waits.
 //   - The Client checks every chunk it receives with chunk.Check and
 //     returns chunk.ErrCorrupt for a damaged one, so a reader can fail over
 //     to another replica. Nobody on this path holds keys: the caller

@@ -123,3 +123,35 @@ func TestServeRefusesLaxTLS(t *testing.T) {
 		t.Fatal("served allowing TLS 1.1")
 	}
 }
+
+// TestHandlerChecksPeer mounts the server as a handler behind TLS that
+// lets clients without a certificate in (as a cluster listener that also
+// takes join requests must): the handler itself refuses them.
+func TestHandlerChecksPeer(t *testing.T) {
+	ca := peertest.NewCA(t, "c1")
+	st := &counting{Store: store.NewMemory(store.Options{})}
+	cfg := ca.ServerTLS(t, "n1")
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	cfg.VerifyConnection = nil // node.ServerTLS would refuse them here
+	cfg.NextProtos = []string{"h2"}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: peer.NewServer(st, peer.ServerOptions{})}
+	go hs.Serve(ln)
+	defer hs.Close()
+	url := "https://" + ln.Addr().String() + "/cairn/v1/has"
+
+	anon := ca.ClientTLS(t, "n2")
+	anon.Certificates = nil
+	if code, text, _ := post(t, rawClient(t, anon), url, make([]byte, 32)); code != http.StatusForbidden {
+		t.Fatalf("has without a certificate: %d %q, want 403", code, text)
+	}
+	if code, text, _ := post(t, rawClient(t, ca.ClientTLS(t, "n2")), url, make([]byte, 32)); code != http.StatusOK {
+		t.Fatalf("has from a member: %d %q, want 200", code, text)
+	}
+	if st.calls.Load() != 1 {
+		t.Fatalf("store called %d times, want once", st.calls.Load())
+	}
+}

@@ -36,9 +36,11 @@ type ServerOptions struct {
 	MaxBatchBytes int64
 	// MaxBatchIDs bounds the IDs or chunks of one request.
 	MaxBatchIDs int
-	// MaxConcurrent is how many requests are served at once; more wait.
+	// MaxConcurrent is how many requests other than puts are served at
+	// once; more wait.
 	MaxConcurrent int
-	// PutBudget bounds the bytes of put bodies held in memory at once.
+	// PutBudget bounds the bytes of put bodies held in memory at once;
+	// puts past it wait.
 	PutBudget int64
 	// ErrorLog receives the HTTP server's complaints (refused handshakes);
 	// nil means the log package's standard logger.
@@ -105,11 +107,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "peer: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-r.Context().Done():
-		return
+	// Puts are bounded by the bytes they hold (PutBudget) instead, so that
+	// puts waiting for memory never take the slots reads need.
+	if r.URL.Path != prefix+"put" {
+		select {
+		case s.slots <- struct{}{}:
+			defer func() { <-s.slots }()
+		case <-r.Context().Done():
+			return
+		}
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -136,7 +142,7 @@ func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          s.opts.ErrorLog,
 			HTTP2: &http.HTTP2Config{
-				MaxConcurrentStreams:          s.opts.MaxConcurrent,
+				MaxConcurrentStreams:          2 * s.opts.MaxConcurrent,
 				MaxReceiveBufferPerConnection: 16 << 20,
 				MaxReceiveBufferPerStream:     8 << 20,
 				SendPingTimeout:               15 * time.Second,
