@@ -25,6 +25,10 @@ var (
 	ErrRefused     = errors.New("peer refused the request")
 )
 
+// errBusy is a peer refusing a put for want of memory for it; the client
+// retries.
+var errBusy = fmt.Errorf("%w: busy", ErrUnavailable)
+
 // Client defaults.
 const (
 	DefaultTimeout    = 30 * time.Second
@@ -222,6 +226,8 @@ func statusError(code int, text string) error {
 		kind = ErrRefused
 	case http.StatusForbidden:
 		kind = ErrRefused
+	case http.StatusTooManyRequests:
+		kind = errBusy
 	default:
 		kind = ErrUnavailable
 	}
@@ -333,7 +339,24 @@ func (c *Client) putPart(ctx context.Context, ids []chunk.ID, sealed [][]byte, s
 	for i, id := range ids {
 		body = appendPut(body, id, sealed[i])
 	}
-	b, _, _, err := c.call(ctx, http.MethodPost, "put", body, false, int64(len(ids)))
+	// A busy peer (its memory for puts taken) is asked again after a pause,
+	// for up to Timeout.
+	var b []byte
+	var err error
+	deadline := time.Now().Add(c.opts.Timeout)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		b, _, _, err = c.call(ctx, http.MethodPost, "put", body, false, int64(len(ids)))
+		if !errors.Is(err, errBusy) || time.Now().Add(pause).After(deadline) {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -126,3 +126,40 @@ func TestPutsDoNotStarveReads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBusyPutRetried: a put over the server's memory budget is refused as
+// busy and retried by the client until room frees up.
+func TestBusyPutRetried(t *testing.T) {
+	st := &stuck{Store: store.NewMemory(store.Options{}), entered: make(chan struct{}, 2), release: make(chan struct{})}
+	// The smallest budget: one body of the largest chunk.
+	c, _ := served(t, st, peer.ServerOptions{PutBudget: 1, MaxBatchBytes: 1}, peer.ClientOptions{Timeout: 20 * time.Second})
+	ctx := context.Background()
+	mk := storetest.NewMaker(t, 1, 12)
+	big := []storetest.Chunk{mk.Chunk(t, 9<<20), mk.Chunk(t, 9<<20)}
+	done := make(chan error, 2)
+	for _, ch := range big {
+		go func() {
+			_, err := c.Put(ctx, ch.ID, ch.Sealed)
+			done <- err
+		}()
+	}
+	<-st.entered // one holds the budget; the other is refused, and waits
+	select {
+	case <-st.entered:
+		t.Fatal("two puts of 9 MiB inside a budget of about 16 MiB")
+	case err := <-done:
+		t.Fatalf("a put finished while the first was stuck: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(st.release)
+	for range big {
+		if err := <-done; err != nil {
+			t.Fatalf("put: %v", err)
+		}
+	}
+	for _, ch := range big {
+		if got, err := c.Get(ctx, ch.ID); err != nil || len(got) != len(ch.Sealed) {
+			t.Fatalf("get %s: %v", ch.ID.Short(), err)
+		}
+	}
+}

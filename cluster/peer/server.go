@@ -21,7 +21,7 @@ import (
 // near DefaultPutBudget whatever its peers send.
 const (
 	DefaultMaxBatchBytes = 64 << 20
-	DefaultMaxBatchIDs   = 1 << 16
+	DefaultMaxBatchIDs   = 1 << 14
 	DefaultMaxConcurrent = 64
 	DefaultPutBudget     = 256 << 20
 	// putWorkers is how many chunks of one request are stored at once, so
@@ -39,8 +39,8 @@ type ServerOptions struct {
 	// MaxConcurrent is how many requests other than puts are served at
 	// once; more wait.
 	MaxConcurrent int
-	// PutBudget bounds the bytes of put bodies held in memory at once;
-	// puts past it wait.
+	// PutBudget bounds the bytes of put bodies held in memory at once; a
+	// put past it is refused with 429 and the client retries it.
 	PutBudget int64
 	// ErrorLog receives the HTTP server's complaints (refused handshakes);
 	// nil means the log package's standard logger.
@@ -107,18 +107,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "peer: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	// Puts are bounded by the bytes they hold (PutBudget) instead, so that
-	// puts waiting for memory never take the slots reads need.
-	if r.URL.Path != prefix+"put" {
-		select {
-		case s.slots <- struct{}{}:
-			defer func() { <-s.slots }()
-		case <-r.Context().Done():
-			return
-		}
-	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// enter waits for one of the MaxConcurrent slots. Handlers call it only
+// once they have read their request body: HTTP/2 gives a connection's flow
+// control window back only as bodies are read, so a handler that waited
+// unread would hold window that the running requests on the same
+// connection may need to finish, and they would wait on each other.
+func (s *Server) enter(r *http.Request) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (s *Server) leave() { <-s.slots }
 
 // Serve accepts connections on ln until Close, with cfg, which must require
 // and verify client certificates (node.ServerTLS does). It speaks HTTP/2
@@ -174,6 +180,10 @@ func (s *Server) has(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	has, err := s.st.Has(r.Context(), ids)
 	if err != nil {
 		fail(w, err)
@@ -187,6 +197,10 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	if err := s.st.Delete(r.Context(), ids); err != nil {
 		fail(w, err)
 		return
@@ -203,8 +217,12 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength >= 0 {
 		hold = r.ContentLength
 	}
-	if err := s.puts.acquire(r.Context(), hold); err != nil {
-		return // the peer has gone
+	// Over budget, refuse at once rather than wait with the body unread
+	// (see enter); the client retries after a pause.
+	if !s.puts.take(hold) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("busy: put of %d bytes is over the memory budget", hold), http.StatusTooManyRequests)
+		return
 	}
 	defer s.puts.release(hold)
 	body, ok := s.readBody(w, r, s.opts.MaxBatchBytes)
@@ -263,6 +281,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	b, err := s.st.Get(r.Context(), id)
 	if err != nil {
 		fail(w, err)
@@ -277,6 +299,10 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	info, err := s.st.Stat(r.Context(), id)
 	if err != nil {
 		fail(w, err)
@@ -333,39 +359,29 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// budget is a counting semaphore of bytes.
+// budget counts the bytes of put bodies held.
 type budget struct {
 	mu   sync.Mutex
 	free int64
-	wake chan struct{} // closed when bytes come back
 }
 
-func (b *budget) init(n int64) { b.free, b.wake = n, make(chan struct{}) }
+func (b *budget) init(n int64) { b.free = n }
 
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	for {
-		b.mu.Lock()
-		if b.free >= n {
-			b.free -= n
-			b.mu.Unlock()
-			return nil
-		}
-		wake := b.wake
-		b.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// take reserves n bytes if they are free.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.free < n {
+		return false
 	}
+	b.free -= n
+	return true
 }
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.free += n
-	close(b.wake)
-	b.wake = make(chan struct{})
 }
 
 // readAll reads r whole into one allocation when its length is announced

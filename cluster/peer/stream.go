@@ -45,9 +45,10 @@ func (s *streamer) flush() error {
 // getBatch streams one record per requested ID, in request order.
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	ids, ok := s.readIDs(w, r)
-	if !ok {
+	if !ok || !s.enter(r) {
 		return
 	}
+	defer s.leave()
 	out := newStreamer(w)
 	for _, id := range ids {
 		b, err := s.st.Get(r.Context(), id)
@@ -75,6 +76,10 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 
 // walk streams the store's IDs and infos in ID order.
 func (s *Server) walk(w http.ResponseWriter, r *http.Request) {
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	out := newStreamer(w)
 	var info []byte
 	err := s.st.Walk(r.Context(), func(id chunk.ID, in store.Info) error {
