@@ -115,9 +115,12 @@ func NewClient(nodeID, addr string, cfg *tls.Config, opts ClientOptions) (*Clien
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     5 * time.Minute,
+		// A stream whose reader stalls (a Walk whose caller is busy) holds
+		// its window's worth of the connection's; with the connection's
+		// window many streams wide, the other requests keep flowing.
 		HTTP2: &http.HTTP2Config{
 			MaxReceiveBufferPerConnection: 64 << 20,
-			MaxReceiveBufferPerStream:     16 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
 			SendPingTimeout:               15 * time.Second,
 			PingTimeout:                   10 * time.Second,
 		},
