@@ -147,13 +147,7 @@ func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          s.opts.ErrorLog,
-			HTTP2: &http.HTTP2Config{
-				MaxConcurrentStreams:          2 * s.opts.MaxConcurrent,
-				MaxReceiveBufferPerConnection: 16 << 20,
-				MaxReceiveBufferPerStream:     8 << 20,
-				SendPingTimeout:               15 * time.Second,
-				PingTimeout:                   10 * time.Second,
-			},
+			HTTP2:             s.HTTP2(),
 		}
 	}
 	hs := s.hs
@@ -162,6 +156,20 @@ func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
 		return fmt.Errorf("peer serve %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// HTTP2 returns the HTTP/2 settings Serve uses: room for the server's
+// concurrent requests, receive windows wide enough for batches of chunks,
+// and pings that find dead peers. A caller that mounts the Server on its
+// own http.Server should use them there.
+func (s *Server) HTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          2 * s.opts.MaxConcurrent,
+		MaxReceiveBufferPerConnection: 32 << 20,
+		MaxReceiveBufferPerStream:     8 << 20,
+		SendPingTimeout:               15 * time.Second,
+		PingTimeout:                   10 * time.Second,
+	}
 }
 
 // Close stops serving: listeners close and open connections are cut, so
