@@ -186,6 +186,9 @@ func (r *Replicated) propose(ctx context.Context, cmd []byte) (Result, error) {
 	for {
 		if r.IsLeader() || r.forward == nil {
 			res, _, err := r.applyHere(ctx, cmd)
+			if errors.Is(err, ErrNotLeader) && r.forward != nil {
+				continue // lost the lead on the way: forward to the next leader
+			}
 			return res, err
 		}
 		addr, _ := r.raft.LeaderWithID()
