@@ -48,7 +48,7 @@ const maxOutput = 1 << 30
 // Exec runs commands with os/exec. LVM's warnings about inherited file
 // descriptors are turned off.
 func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, lookPath(name), args...)
 	cmd.Env = append(os.Environ(), "LVM_SUPPRESS_FD_WARNINGS=1")
 	var stdout limitedBuffer
 	var stderr bytes.Buffer
@@ -61,6 +61,22 @@ func Exec(ctx context.Context, name string, args ...string) ([]byte, error) {
 		return nil, commandError(name, args, err, stderr.Bytes())
 	}
 	return stdout.Bytes(), nil
+}
+
+// lookPath finds a tool in PATH or, failing that, in the sbin directories
+// LVM and thin-provisioning-tools install into, which a service's PATH may
+// leave out.
+func lookPath(name string) string {
+	if _, err := exec.LookPath(name); err == nil {
+		return name
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }
 
 // commandError describes a failed command with the last lines it printed on

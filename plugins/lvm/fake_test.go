@@ -507,7 +507,7 @@ func checkSum(b []byte) bool { return binary.LittleEndian.Uint32(b) == blockSum(
 
 func runTool(ctx context.Context, name string, args ...string) ([]byte, error) {
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, toolPath(name), args...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
@@ -567,11 +567,22 @@ func (d *device) Close() error {
 func needTools(t testing.TB) {
 	t.Helper()
 	for _, tool := range []string{"thin_restore", "thin_delta"} {
-		if _, err := exec.LookPath(tool); err != nil {
+		if _, err := exec.LookPath(toolPath(tool)); err != nil {
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s not found: tests/setup installs thin-provisioning-tools", tool)
 			}
 			t.Skipf("%s not found: run tests/setup (thin-provisioning-tools)", tool)
 		}
 	}
+}
+
+// toolPath finds a tool in PATH or in /usr/sbin, where Debian installs
+// thin-provisioning-tools.
+func toolPath(name string) string {
+	if _, err := exec.LookPath(name); err != nil {
+		if p := filepath.Join("/usr/sbin", name); exec.Command(p, "--version").Run() == nil {
+			return p
+		}
+	}
+	return name
 }

@@ -201,3 +201,15 @@ func TestDeviceMapperNames(t *testing.T) {
 		t.Errorf("dmName = %q", got)
 	}
 }
+
+func TestExec(t *testing.T) {
+	out, err := Exec(t.Context(), "sh", "-c", "echo report")
+	if err != nil || string(out) != "report\n" {
+		t.Fatalf("Exec = %q, %v", out, err)
+	}
+	_, err = Exec(t.Context(), "sh", "-c", "echo half; echo '  Volume group \"vg0\" not found' >&2; exit 5")
+	want := `sh -c echo half; echo '  Volume group "vg0" not found' >&2; exit 5: exit status 5: Volume group "vg0" not found`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Exec error %v, want %q", err, want)
+	}
+}
