@@ -269,6 +269,9 @@ func TestBaseGone(t *testing.T) {
 			if ch.Delta || ch.Method != lvm.MethodAllocated || !slices.Equal(ch.Extents, want) {
 				t.Errorf("Changes = %+v, want a full read of %v", ch, want)
 			}
+			if wantNote := "the base snapshot data.cairn-src.1 is gone or was replaced: reading the allocated blocks in full"; ch.Note != wantNote {
+				t.Errorf("Note = %q, want %q", ch.Note, wantNote)
+			}
 		})
 	}
 }

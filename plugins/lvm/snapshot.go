@@ -180,16 +180,23 @@ func (d *disk) ReadAt(p []byte, off int64) (int, error) {
 func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Changes, error) {
 	s := d.snap
 	token := fmt.Sprintf("%s@%d", s.name, s.thinID)
-	if base != nil && base.Capacity == d.capacity {
-		if left, ok, err := d.baseThinID(ctx, base.ChangeToken); err != nil {
+	var note string
+	if base != nil {
+		left, ok, err := d.baseThinID(ctx, base.ChangeToken)
+		switch {
+		case err != nil:
 			return nil, err
-		} else if ok {
+		case ok && base.Capacity == d.capacity:
 			delta, err := d.delta(ctx, left)
 			if err != nil {
 				return nil, err
 			}
 			return &plugins.Changes{Extents: extents(delta.Changed, delta.BlockSize, d.capacity),
 				Delta: true, Method: MethodThinDelta, Token: token}, nil
+		case ok:
+			note = fmt.Sprintf("the volume changed size since snapshot %s: reading the allocated blocks in full", tokenName(base.ChangeToken))
+		default:
+			note = fmt.Sprintf("the base snapshot %s is gone or was replaced: reading the allocated blocks in full", tokenName(base.ChangeToken))
 		}
 	}
 	delta, err := d.delta(ctx, s.thinID)
@@ -197,7 +204,16 @@ func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Change
 		return nil, err
 	}
 	return &plugins.Changes{Extents: extents(delta.Same, delta.BlockSize, d.capacity),
-		Method: MethodAllocated, Token: token}, nil
+		Method: MethodAllocated, Token: token, Note: note}, nil
+}
+
+// tokenName is the snapshot name in a change token, for messages.
+func tokenName(token string) string {
+	name, _, _ := strings.Cut(token, "@")
+	if validName(name) != nil {
+		return fmt.Sprintf("%q", truncate(token))
+	}
+	return name
 }
 
 // baseThinID finds the base's snapshot from its change token "NAME@THINID";
