@@ -23,6 +23,8 @@ type LVM interface {
 	CreateSnapshot(ctx context.Context, vg, lv, name string) error
 	// Activate activates a volume, even one that skips activation.
 	Activate(ctx context.Context, vg, name string) error
+	// Deactivate deactivates a volume.
+	Deactivate(ctx context.Context, vg, name string) error
 	// Remove removes a volume.
 	Remove(ctx context.Context, vg, name string) error
 	// ReserveMetadataSnap holds a snapshot of a thin pool's metadata, which
@@ -168,6 +170,14 @@ func (c *CLI) CreateSnapshot(ctx context.Context, vg, lv, name string) error {
 func (c *CLI) Activate(ctx context.Context, vg, name string) error {
 	if _, err := c.Run(ctx, "lvchange", "--activate", "y", "--ignoreactivationskip", vg+"/"+name); err != nil {
 		return fmt.Errorf("activate %s/%s: %w", vg, name, err)
+	}
+	return nil
+}
+
+// Deactivate runs lvchange.
+func (c *CLI) Deactivate(ctx context.Context, vg, name string) error {
+	if _, err := c.Run(ctx, "lvchange", "--activate", "n", vg+"/"+name); err != nil {
+		return fmt.Errorf("deactivate %s/%s: %w", vg, name, err)
 	}
 	return nil
 }

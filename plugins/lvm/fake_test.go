@@ -204,7 +204,8 @@ func (p *pool) callLog() []string {
 }
 
 // leftovers is what a closed backup must not leave: snapshots other than
-// the kept ones, a held metadata snapshot, open devices.
+// the kept ones, a kept one left active, a held metadata snapshot, open
+// devices.
 func (p *pool) leftovers(keep ...string) []string {
 	var out []string
 	for _, s := range p.snapshots() {
@@ -214,6 +215,11 @@ func (p *pool) leftovers(keep ...string) []string {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, s := range keep {
+		if v := p.vols[s]; v != nil && v.active {
+			out = append(out, "active snapshot "+s)
+		}
+	}
 	if p.held {
 		out = append(out, "held metadata snapshot of "+p.name)
 	}
@@ -277,8 +283,8 @@ func (p *pool) answer(ctx context.Context, name string, args []string) ([]byte, 
 			return nil, exitError(line, 3, "unexpected arguments")
 		}
 		return nil, p.createSnapshot(line, args[3], args[2])
-	case name == "lvchange":
-		if err := want(4); err != nil || args[0] != "--activate" || args[1] != "y" || args[2] != "--ignoreactivationskip" {
+	case name == "lvchange" && len(args) == 4:
+		if args[0] != "--activate" || args[1] != "y" || args[2] != "--ignoreactivationskip" {
 			return nil, exitError(line, 3, "unexpected arguments")
 		}
 		v, err := p.lookup(line, args[3])
@@ -286,6 +292,19 @@ func (p *pool) answer(ctx context.Context, name string, args []string) ([]byte, 
 			return nil, err
 		}
 		v.active = true
+		return nil, nil
+	case name == "lvchange":
+		if err := want(3); err != nil || args[0] != "--activate" || args[1] != "n" {
+			return nil, exitError(line, 3, "unexpected arguments")
+		}
+		v, err := p.lookup(line, args[2])
+		if err != nil {
+			return nil, err
+		}
+		if p.opens[p.path(v.name)] > 0 {
+			return nil, exitError(line, 5, fmt.Sprintf("Logical volume %s in use.", args[2]))
+		}
+		v.active = false
 		return nil, nil
 	case name == "lvremove":
 		if err := want(2); err != nil || args[0] != "--yes" {

@@ -201,6 +201,7 @@ func TestFullBackupCommands(t *testing.T) {
 		"thin_delta --metadata-snap --snap1 2 --snap2 2 " + p.metaPath(),
 		releaseLine,
 		lvsLine, // Committed: nothing older to remove
+		"lvchange --activate n vg0/data.cairn-src.1", // Close: the kept base rests inactive
 	}
 	if got := p.callLog(); !slices.Equal(got, want) {
 		t.Errorf("commands run:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

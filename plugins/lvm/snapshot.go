@@ -107,7 +107,8 @@ func (s *snapshot) Committed(ctx context.Context) error {
 
 // Close closes the device and, unless the backup was committed, removes the
 // snapshot: a failed backup leaves the previous base in place and nothing
-// new.
+// new. A kept snapshot is deactivated, so nothing mounts or writes it before
+// the next backup compares against it.
 func (s *snapshot) Close(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,8 +123,11 @@ func (s *snapshot) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close snapshot device: %w", err))
 		}
 	}
-	if !s.committed {
+	switch {
+	case !s.committed:
 		errs = append(errs, s.src.lvm.Remove(ctx, s.src.cfg.VG, s.name))
+	case s.dev != nil:
+		errs = append(errs, s.src.lvm.Deactivate(ctx, s.src.cfg.VG, s.name))
 	}
 	s.closeErr = errors.Join(errs...)
 	return s.closeErr
