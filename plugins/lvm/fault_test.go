@@ -111,7 +111,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:  "reserve_metadata_snap fails",
 			setup: func(p *pool) { p.fail[reserveLine] = busy },
-			want:  "reserve a metadata snapshot of pool vg0/pool-1: " + busy.Error(),
+			want:  "reserve a metadata snapshot of pool vg0/pool-1: " + busy.Error() + " (if no other tool holds the pool's metadata snapshot, an interrupted backup may have left it: release it with dmsetup message vg0-pool--1-tpool 0 release_metadata_snap)",
 			calls: []string{lvsLine, "lvcreate --snapshot --name data.cairn-src.2 vg0/data",
 				"lvchange --activate y --ignoreactivationskip vg0/data.cairn-src.2", lvsLine, lvsLine, reserveLine,
 				"lvremove --yes vg0/data.cairn-src.2"},

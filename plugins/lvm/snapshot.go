@@ -249,7 +249,9 @@ func (d *disk) delta(ctx context.Context, left int64) (_ *Delta, err error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if err := lvm.ReserveMetadataSnap(ctx, vg, pool); err != nil {
-		return nil, err
+		// A backup killed between reserve and release leaves the pool's
+		// metadata snapshot held, and every later reserve fails.
+		return nil, fmt.Errorf("%w (if no other tool holds the pool's metadata snapshot, an interrupted backup may have left it: release it with dmsetup message %s 0 release_metadata_snap)", err, poolDevice(vg, pool))
 	}
 	defer func() {
 		if rerr := lvm.ReleaseMetadataSnap(context.WithoutCancel(ctx), vg, pool); rerr != nil {
