@@ -27,6 +27,11 @@ type LVM interface {
 	Deactivate(ctx context.Context, vg, name string) error
 	// Remove removes a volume.
 	Remove(ctx context.Context, vg, name string) error
+	// CreateThin makes a new, active thin volume of at least size bytes in
+	// a pool; it reads as zeros.
+	CreateThin(ctx context.Context, vg, pool, name string, size int64) error
+	// Rename renames a volume.
+	Rename(ctx context.Context, vg, from, to string) error
 	// ReserveMetadataSnap holds a snapshot of a thin pool's metadata, which
 	// thin_delta reads while the pool stays in use; a pool holds at most one.
 	ReserveMetadataSnap(ctx context.Context, vg, pool string) error
@@ -186,6 +191,25 @@ func (c *CLI) Deactivate(ctx context.Context, vg, name string) error {
 func (c *CLI) Remove(ctx context.Context, vg, name string) error {
 	if _, err := c.Run(ctx, "lvremove", "--yes", vg+"/"+name); err != nil {
 		return fmt.Errorf("remove %s/%s: %w", vg, name, err)
+	}
+	return nil
+}
+
+// CreateThin runs lvcreate --thin. The size is given in 512-byte sectors,
+// rounded up, since lvcreate refuses a byte count that is not a whole number
+// of sectors; LVM then rounds it up to whole extents.
+func (c *CLI) CreateThin(ctx context.Context, vg, pool, name string, size int64) error {
+	sectors := (size + sectorSize - 1) / sectorSize
+	if _, err := c.Run(ctx, "lvcreate", "--thin", "--virtualsize", strconv.FormatInt(sectors, 10)+"s", "--name", name, vg+"/"+pool); err != nil {
+		return fmt.Errorf("create thin volume %s/%s in pool %s: %w", vg, name, pool, err)
+	}
+	return nil
+}
+
+// Rename runs lvrename.
+func (c *CLI) Rename(ctx context.Context, vg, from, to string) error {
+	if _, err := c.Run(ctx, "lvrename", vg, from, to); err != nil {
+		return fmt.Errorf("rename %s/%s to %s: %w", vg, from, to, err)
 	}
 	return nil
 }

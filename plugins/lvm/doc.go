@@ -35,6 +35,10 @@
 // takes them in turn per pool; a metadata snapshot held by another tool makes
 // the backup fail with dmsetup's error.
 //
+// A Target restores into a new thin volume (lvcreate --thin) written under
+// a temporary name that Commit renames into place, replacing an existing
+// thin volume only when overwriting.
+//
 // All commands go through the LVM interface; CLI runs them with a Runner
 // (Exec in production), so tests check every argument list without
 // device-mapper.

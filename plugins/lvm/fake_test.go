@@ -93,11 +93,15 @@ func (p *pool) source(t testing.TB, cfg lvm.Config) *lvm.Source {
 	if cfg.Source == "" {
 		cfg.Source = "src"
 	}
-	s, err := lvm.New(cfg, lvm.Options{LVM: p.cli(), Open: p.openDevice})
+	s, err := lvm.New(cfg, p.options())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func (p *pool) options() lvm.Options {
+	return lvm.Options{LVM: p.cli(), Open: p.openDevice, OpenWrite: p.openWriteDevice}
 }
 
 func (p *pool) path(name string) string { return filepath.Join(p.devDir, p.vg, name) }
@@ -278,11 +282,25 @@ func (p *pool) answer(ctx context.Context, name string, args []string) ([]byte, 
 			return nil, exitError(line, 5, fmt.Sprintf("Volume group %q not found", args[7]))
 		}
 		return p.lvs(), nil
+	case name == "lvcreate" && len(args) > 0 && args[0] == "--thin":
+		if err := want(6); err != nil || args[1] != "--virtualsize" || args[3] != "--name" || !strings.HasSuffix(args[2], "s") {
+			return nil, exitError(line, 3, "unexpected arguments")
+		}
+		sectors, err := strconv.ParseInt(strings.TrimSuffix(args[2], "s"), 10, 64)
+		if err != nil {
+			return nil, exitError(line, 3, "invalid size")
+		}
+		return nil, p.createThin(line, args[5], args[4], sectors*512)
 	case name == "lvcreate":
 		if err := want(4); err != nil || args[0] != "--snapshot" || args[1] != "--name" {
 			return nil, exitError(line, 3, "unexpected arguments")
 		}
 		return nil, p.createSnapshot(line, args[3], args[2])
+	case name == "lvrename":
+		if err := want(3); err != nil {
+			return nil, err
+		}
+		return nil, p.rename(line, args[0], args[1], args[2])
 	case name == "lvchange" && len(args) == 4:
 		if args[0] != "--activate" || args[1] != "y" || args[2] != "--ignoreactivationskip" {
 			return nil, exitError(line, 3, "unexpected arguments")
@@ -395,6 +413,54 @@ func (p *pool) createSnapshot(line, ref, name string) error {
 	return nil
 }
 
+// extent is the VG's extent size: LVM rounds volume sizes up to it.
+const extent = 4 << 20
+
+func (p *pool) createThin(line, ref, name string, size int64) error {
+	vg, pool, _ := strings.Cut(ref, "/")
+	if vg != p.vg || pool != p.name {
+		return exitError(line, 5, fmt.Sprintf("Thin pool %s not found", ref))
+	}
+	if p.vols[name] != nil {
+		return exitError(line, 5, fmt.Sprintf("Logical Volume %q already exists in volume group %q", name, p.vg))
+	}
+	size = (size + extent - 1) / extent * extent
+	if err := os.WriteFile(p.path(name), nil, 0o600); err != nil {
+		return err
+	}
+	if err := os.Truncate(p.path(name), size); err != nil {
+		return err
+	}
+	p.vols[name] = &thinVol{name: name, id: p.nextID, size: size, mapping: map[int64]int64{}, active: true}
+	p.nextID++
+	return nil
+}
+
+func (p *pool) rename(line, vg, from, to string) error {
+	v, err := p.lookup(line, vg+"/"+from)
+	if err != nil {
+		return err
+	}
+	if p.vols[to] != nil {
+		return exitError(line, 5, fmt.Sprintf("Logical Volume %q already exists in volume group %q", to, p.vg))
+	}
+	if p.opens[p.path(from)] > 0 {
+		return exitError(line, 5, fmt.Sprintf("Logical volume %s/%s in use.", vg, from))
+	}
+	if err := os.Rename(p.path(from), p.path(to)); err != nil {
+		return err
+	}
+	delete(p.vols, from)
+	v.name = to
+	p.vols[to] = v
+	for _, o := range p.vols {
+		if o.origin == from {
+			o.origin = to
+		}
+	}
+	return nil
+}
+
 func (p *pool) remove(line, ref string) error {
 	v, err := p.lookup(line, ref)
 	if err != nil {
@@ -403,11 +469,10 @@ func (p *pool) remove(line, ref string) error {
 	if p.opens[p.path(v.name)] > 0 {
 		return exitError(line, 5, fmt.Sprintf("Logical volume %s in use.", ref))
 	}
-	for name, o := range p.vols {
+	for _, o := range p.vols {
 		if o.origin == v.name {
-			// lvremove would ask to remove dependent snapshots too; the
-			// plugin never removes an origin.
-			return exitError(line, 5, fmt.Sprintf("%s has dependent snapshot %s", ref, name))
+			// Thin snapshots outlive their origin.
+			o.origin = ""
 		}
 	}
 	for _, d := range v.mapping {
@@ -604,4 +669,43 @@ func toolPath(name string) string {
 		}
 	}
 	return name
+}
+
+// openWriteDevice opens a volume for a restore; writes go through the
+// model, so mappings follow.
+func (p *pool) openWriteDevice(path string) (lvm.WriteDevice, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := filepath.Base(path)
+	if v := p.vols[name]; v == nil || !v.active || filepath.Dir(path) != filepath.Join(p.devDir, p.vg) {
+		return nil, fmt.Errorf("open %s: no such device", path)
+	}
+	p.opens[path]++
+	return &writeDevice{p: p, name: name, path: path}, nil
+}
+
+type writeDevice struct {
+	p          *pool
+	name, path string
+	closed     atomic.Bool
+}
+
+func (d *writeDevice) WriteAt(b []byte, off int64) (int, error) {
+	if d.closed.Load() {
+		return 0, errors.New("write to a closed device")
+	}
+	if err := d.p.write(d.name, off, b); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (d *writeDevice) Close() error {
+	if d.closed.Swap(true) {
+		return errors.New("device closed twice")
+	}
+	d.p.mu.Lock()
+	d.p.opens[d.path]--
+	d.p.mu.Unlock()
+	return nil
 }

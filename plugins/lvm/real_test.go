@@ -17,8 +17,8 @@ type ran struct {
 	code           int
 }
 
-// TestRealLVMAcceptsTheArguments runs the plugin's lvs, lvcreate, lvchange
-// and lvremove command lines through the host's real LVM tools on a volume
+// TestRealLVMAcceptsTheArguments runs the plugin's lvs, lvcreate, lvchange,
+// lvremove and lvrename command lines through the host's real LVM tools on a volume
 // group that does not exist. Without device-mapper nothing can succeed, but
 // LVM parses the command line before it looks for the volume group, so a
 // "not found" answer (and lvs's JSON report) shows the real tools accept
@@ -51,7 +51,12 @@ func TestRealLVMAcceptsTheArguments(t *testing.T) {
 	_ = cli.Activate(ctx, vg, "data.cairn-src.1")
 	_ = cli.Deactivate(ctx, vg, "data.cairn-src.1")
 	_ = cli.Remove(ctx, vg, "data.cairn-src.1")
+	_ = cli.CreateThin(ctx, vg, "pool", "data.cairn-restore", 10<<20+12345)
+	_ = cli.Rename(ctx, vg, "data.cairn-restore", "data")
 
+	if len(got) != 7 {
+		t.Fatalf("ran %d commands, want 7", len(got))
+	}
 	syntaxErrors := []string{"unrecognized option", "Error during parsing", "No command with matching syntax", "Unrecognised field", "Invalid argument"}
 	for _, r := range got {
 		for _, s := range syntaxErrors {

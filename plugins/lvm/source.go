@@ -97,6 +97,9 @@ type Options struct {
 	LVM LVM
 	// Open opens a device for reading; default os.Open.
 	Open func(path string) (Device, error)
+	// OpenWrite opens a device for a restore to write; default
+	// os.OpenFile for writing.
+	OpenWrite func(path string) (WriteDevice, error)
 }
 
 // Source protects the thin volumes of one volume group.
