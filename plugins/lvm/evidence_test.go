@@ -85,7 +85,7 @@ func engineBlocks(ext []plugins.Extent) int64 {
 	return int64(len(seen))
 }
 
-// TestIncrementalReadsOnlyChangedRanges is the plugin's evidence: a 64 MiB
+// TestIncrementalReadsOnlyChangedRanges is the plugin's evidence: a 32 MiB
 // thin volume, a full backup that reads only mapped blocks, writes and a
 // discard, and an incremental that reads only the 4 MiB blocks holding
 // blocks thin_delta reports; both restore points restore byte for byte.
@@ -93,13 +93,13 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 	needTools(t)
 	ctx := t.Context()
 	p := newPool(t)
-	const size = 64 * mib
+	const size = 32 * mib
 	v1 := make([]byte, size)
 	rng := rand.NewChaCha8([32]byte{1})
 	fill := func(b []byte) { _, _ = rng.Read(b) }
-	// Data in blocks 0-2, 5 and 12 of 16 (4 MiB each); the rest is never
+	// Data in blocks 0-1, 5 and 6 of 8 (4 MiB each); the rest is never
 	// written, so unmapped.
-	mapped := []plugins.Extent{{Offset: 0, Length: 10 * mib}, {Offset: 20*mib + 4096, Length: 300 << 10}, {Offset: 50 * mib, Length: 2 * mib}}
+	mapped := []plugins.Extent{{Offset: 0, Length: 6 * mib}, {Offset: 20*mib + 4096, Length: 300 << 10}, {Offset: 26 * mib, Length: 2 * mib}}
 	for _, e := range mapped {
 		fill(v1[e.Offset:e.End()])
 	}
@@ -112,8 +112,8 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 		t.Fatalf("full backup: %v", err)
 	}
 	// The full backup reads the engine blocks holding mapped thin blocks:
-	// 0-2, 5 and 12, 5 of 16.
-	if want := int64(5) * chunk.BlockSize; res1.ReadBytes != want || p.read.Load() != want {
+	// 0-1, 5 and 6, 4 of 8.
+	if want := int64(4) * chunk.BlockSize; res1.ReadBytes != want || p.read.Load() != want {
 		t.Fatalf("full backup read %d bytes (device saw %d), want %d", res1.ReadBytes, p.read.Load(), want)
 	}
 	if got := p.snapshots(); !slices.Equal(got, []string{"data.cairn-src.1"}) {
@@ -121,8 +121,8 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 	}
 
 	// Between backups: a 4 KiB write inside block 1 of data, 100 KiB into
-	// a hole in block 9, and a discard of two thin blocks in block 12.
-	writes := []plugins.Extent{{Offset: 5*mib + 100, Length: 4096}, {Offset: 37 * mib, Length: 100 << 10}}
+	// a hole in block 4, and a discard of two thin blocks in block 6.
+	writes := []plugins.Extent{{Offset: 5*mib + 100, Length: 4096}, {Offset: 17 * mib, Length: 100 << 10}}
 	v2 := bytes.Clone(v1)
 	for _, w := range writes {
 		fill(v2[w.Offset:w.End()])
@@ -130,9 +130,9 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const discardBlock = 50 * mib / blockSize
+	const discardBlock = 26 * mib / blockSize
 	p.discard(testLV, discardBlock, 2)
-	clear(v2[50*mib : 50*mib+2*blockSize])
+	clear(v2[26*mib : 26*mib+2*blockSize])
 
 	// thin_delta names exactly the thin blocks written or discarded.
 	snap, err := src.Open(ctx, testLV, plugins.OpenOptions{})
@@ -145,8 +145,8 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 	}
 	wantExt := []plugins.Extent{
 		{Offset: 5 * mib, Length: blockSize},      // the 4 KiB write
-		{Offset: 37 * mib, Length: 2 * blockSize}, // 100 KiB over two blocks
-		{Offset: 50 * mib, Length: 2 * blockSize}, // the discard
+		{Offset: 17 * mib, Length: 2 * blockSize}, // 100 KiB over two blocks
+		{Offset: 26 * mib, Length: 2 * blockSize}, // the discard
 	}
 	if !ch.Delta || ch.Method != lvm.MethodThinDelta || !slices.Equal(ch.Extents, wantExt) {
 		t.Fatalf("Changes = %+v, want thin-delta extents %v", ch, wantExt)
@@ -160,7 +160,7 @@ func TestIncrementalReadsOnlyChangedRanges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("incremental backup: %v", err)
 	}
-	// Engine blocks 1, 9 and 12: 12 MiB of 64.
+	// Engine blocks 1, 4 and 6: 12 MiB of 32.
 	if want := engineBlocks(wantExt) * chunk.BlockSize; res2.ReadBytes != want || p.read.Load()-read != want || want != 12*mib {
 		t.Fatalf("incremental read %d bytes (device saw %d), want %d", res2.ReadBytes, p.read.Load()-read, want)
 	}

@@ -31,7 +31,7 @@ func backedUp(t *testing.T) (*pool, *lvm.Source, *engine, *meta.RestorePoint) {
 	t.Helper()
 	needTools(t)
 	p := newPool(t)
-	content := make([]byte, 16*mib)
+	content := make([]byte, 8*mib)
 	for i := range 2 * mib {
 		content[i] = byte(i%251) + 1
 	}
@@ -262,7 +262,7 @@ func TestBaseGone(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer snap.Close(ctx)
-			ch, err := snap.Disks()[0].Changes(ctx, &plugins.Base{Capacity: 16 * mib, ChangeToken: base.Disks[0].ChangeToken})
+			ch, err := snap.Disks()[0].Changes(ctx, &plugins.Base{Capacity: 8 * mib, ChangeToken: base.Disks[0].ChangeToken})
 			if err != nil {
 				t.Fatal(err)
 			}

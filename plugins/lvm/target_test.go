@@ -96,7 +96,7 @@ func TestTargetReplacesABackedUpVolume(t *testing.T) {
 	}
 	want := []string{
 		lvsLine,
-		"lvcreate --thin --virtualsize 32768s --name data.cairn-restore vg0/pool-1",
+		"lvcreate --thin --virtualsize 16384s --name data.cairn-restore vg0/pool-1",
 		lvsLine,
 		"lvremove --yes vg0/data.cairn-src.1",
 		"lvremove --yes vg0/data",
