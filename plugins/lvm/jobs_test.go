@@ -114,6 +114,21 @@ func TestThroughTheJobManager(t *testing.T) {
 		t.Fatalf("snapshots after the incremental: %q", got)
 	}
 
+	// An admin removes the base: the next backup reads in full and says why.
+	if err := p.cli().Remove(ctx, testVG, "data.cairn-nightly.2"); err != nil {
+		t.Fatal(err)
+	}
+	j3 := backup()
+	rp3, err := m.RestorePoint(ctx, j3.RestorePoint)
+	if err != nil || rp3.Disks[0].Method != lvm.MethodAllocated || !slices.ContainsFunc(j3.Messages, func(m string) bool {
+		return strings.Contains(m, "the base snapshot data.cairn-nightly.2 is gone or was replaced: reading the allocated blocks in full")
+	}) {
+		t.Fatalf("backup without its base: %s, messages %q, restore point %+v, %v", j3.State, j3.Messages, rp3, err)
+	}
+	if rp3.Fingerprint != rp2.Fingerprint {
+		t.Fatal("the full read of the same data gave another fingerprint")
+	}
+
 	for _, tc := range []struct {
 		rp   string
 		want []byte
