@@ -217,6 +217,7 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 		m.healer = chunkHealer{m}
 		srv := peer.NewServer(cfg.Store, peer.ServerOptions{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)})
 		m.Handle("/cairn/v1/", srv)
+		m.http.HTTP2 = srv.HTTP2() // large windows for chunk transfers
 	}
 	// Serve only now: every handler reads the catalog.
 	go m.http.Serve(httpListener{m.mux})
