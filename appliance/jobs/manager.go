@@ -91,18 +91,18 @@ const DefaultTenant = "default"
 
 // Manager runs jobs and implements api.Service.
 type Manager struct {
-	catalog Catalog
-	keys    Keys
-	store   Store
-	kinds   map[string]plugins.Kind // by name
+	catalog   Catalog
+	keys      Keys
+	store     Store
+	kinds     map[string]plugins.Kind // by name
 	secrets   Secrets
 	node      string
 	collector Collector
-	backup  *backup.Engine
-	restore *restore.Engine
-	now     func() time.Time
-	rand    io.Reader
-	log     *slog.Logger
+	backup    *backup.Engine
+	restore   *restore.Engine
+	now       func() time.Time
+	rand      io.Reader
+	log       *slog.Logger
 
 	ctx    context.Context // parent of every job; canceled by Close
 	cancel context.CancelFunc
