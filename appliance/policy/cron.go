@@ -139,7 +139,7 @@ func (f cronField) value(s string) (int, error) {
 			return f.min + i, nil
 		}
 	}
-	if s == "" || len(s) > 2 {
+	if len(s) > 2 || !digits(s) {
 		return 0, fmt.Errorf("bad value %q", s)
 	}
 	v, err := strconv.Atoi(s)
