@@ -132,7 +132,9 @@ func TestPlan(t *testing.T) {
 // bucketKeys mirrors the documented period of each rule, written
 // separately from Plan's so the property test checks the rule, not the code.
 var bucketKeys = map[string]func(time.Time) string{
-	"hourly":  func(t time.Time) string { return fmt.Sprintf("%d-%02d-%02dT%02d", t.Year(), t.Month(), t.Day(), t.Hour()) },
+	"hourly": func(t time.Time) string {
+		return fmt.Sprintf("%d-%02d-%02dT%02d", t.Year(), t.Month(), t.Day(), t.Hour())
+	},
 	"daily":   func(t time.Time) string { return fmt.Sprintf("%d-%02d-%02d", t.Year(), t.Month(), t.Day()) },
 	"weekly":  func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprintf("%d-W%02d", y, w) },
 	"monthly": func(t time.Time) string { return fmt.Sprintf("%d-%02d", t.Year(), t.Month()) },
