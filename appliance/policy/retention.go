@@ -2,15 +2,17 @@ package policy
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"time"
 )
 
-// Retention says which restore points of one object to keep. Counts of
-// zero switch a rule off. A Retention whose counts are all zero keeps every
-// point: an empty policy must never delete by accident.
+// Retention says which restore points of one object to keep. A count of
+// zero (Plan reads a negative one as zero; Validate refuses it) switches a
+// rule off. A Retention whose counts are all zero keeps every point: an
+// empty policy must never delete by accident.
 type Retention struct {
 	Last    int // the Last newest points
 	Hourly  int // the newest point of each of the last Hourly hours that have one
@@ -24,6 +26,26 @@ type Retention struct {
 	// Location is the zone buckets are computed in; nil means UTC.
 	Location *time.Location
 }
+
+// Validate refuses negative counts and a negative lock, so a policy record
+// never holds a value Plan would have to reinterpret.
+func (r Retention) Validate() error {
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"keep-last", r.Last}, {"keep-hourly", r.Hourly}, {"keep-daily", r.Daily}, {"keep-weekly", r.Weekly}, {"keep-monthly", r.Monthly}, {"keep-yearly", r.Yearly}} {
+		if c.n < 0 {
+			return fmt.Errorf("%w: %s %d is negative", ErrRetention, c.name, c.n)
+		}
+	}
+	if r.Lock < 0 {
+		return fmt.Errorf("%w: lock %v is negative", ErrRetention, r.Lock)
+	}
+	return nil
+}
+
+// ErrRetention is wrapped by every Validate error.
+var ErrRetention = errors.New("invalid retention")
 
 // Point is one restore point as retention sees it.
 type Point struct {
@@ -82,7 +104,7 @@ func Plan(points []Point, r Retention, now time.Time) (keep []Kept, remove []Poi
 		{"monthly", r.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
 		{"yearly", r.Yearly, func(t time.Time) string { return strconv.Itoa(t.Year()) }},
 	}
-	empty := r.Last == 0
+	empty := r.Last <= 0
 	lastKey := make([]string, len(rules))
 	left := make([]int, len(rules))
 	for i, rule := range rules {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -41,6 +42,9 @@ func TestPlan(t *testing.T) {
 		{"empty policy keeps all, failed too", Retention{}, []Point{
 			pt(t, "a@2020-01-01T00:00:00Z"), pt(t, "b@2026-11-21T00:00:00Z", "f"),
 		}, map[string][]string{"a": {"no retention rules"}, "b": {"no retention rules"}}},
+		{"negative counts are no rules, not keep nothing", Retention{Last: -1, Daily: -2}, []Point{
+			pt(t, "a@2020-01-01T00:00:00Z"),
+		}, map[string][]string{"a": {"no retention rules"}}},
 		{"lock alone keeps all", Retention{Lock: Day}, []Point{
 			pt(t, "a@2020-01-01T00:00:00Z"),
 		}, map[string][]string{"a": {"no retention rules"}}},
@@ -126,6 +130,17 @@ func TestPlan(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRetentionValidate(t *testing.T) {
+	if err := (Retention{Last: 3, Daily: 7, Lock: Week}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []Retention{{Last: -1}, {Hourly: -1}, {Daily: -1}, {Weekly: -1}, {Monthly: -1}, {Yearly: -1}, {Lock: -time.Hour}} {
+		if err := r.Validate(); !errors.Is(err, ErrRetention) {
+			t.Errorf("%+v: Validate = %v, want ErrRetention", r, err)
+		}
 	}
 }
 
