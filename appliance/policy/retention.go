@@ -60,12 +60,14 @@ type Point struct {
 	// point a job is reading) and are always kept.
 	Protected bool
 	// Failed points did not verify. They never fill a keep rule and are
-	// removed unless locked or protected.
+	// removed unless locked or protected (or r has no keep rule at all).
 	Failed bool
 }
 
-// Kept is a point Plan keeps, with every reason it is kept, e.g. "last 3",
-// "daily 2026-11-20", "locked until 2026-12-20T02:00:00Z", "protected".
+// Kept is a point Plan keeps, with every reason it is kept, in this order:
+// "no retention rules", "last 3", "hourly 2026-11-20T14", "daily 2026-11-20",
+// "weekly 2026-W47", "monthly 2026-11", "yearly 2026",
+// "locked until 2026-12-20T02:00:00Z" (UTC), "protected".
 type Kept struct {
 	Point
 	Reasons []string

@@ -210,6 +210,18 @@ func TestPlanProperties(t *testing.T) {
 			}
 		}
 
+		newestFirst := func(a, b time.Time) bool { return !a.Before(b) }
+		for i := 1; i < len(keep); i++ {
+			if !newestFirst(keep[i-1].Time, keep[i].Time) {
+				t.Fatalf("%s: keep not newest first at %d", ctx, i)
+			}
+		}
+		for i := 1; i < len(remove); i++ {
+			if !newestFirst(remove[i-1].Time, remove[i].Time) {
+				t.Fatalf("%s: remove not newest first at %d", ctx, i)
+			}
+		}
+
 		// Independent of input order.
 		shuffled := slices.Clone(points)
 		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
