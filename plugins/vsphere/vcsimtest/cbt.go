@@ -346,4 +346,3 @@ func allocated(name string, lo, hi int64) ([]extent, error) {
 	}
 	return clip(roundOut(ext), lo, hi), nil
 }
-
