@@ -19,6 +19,7 @@ var (
 	ErrNotFound    = errors.New("object not found")
 	ErrUnsupported = errors.New("not supported by this plugin")
 	ErrExists      = errors.New("target already exists")
+	ErrInvalid     = errors.New("invalid configuration")
 )
 
 // Extent is a byte range of a disk.
@@ -105,6 +106,9 @@ type Changes struct {
 	// Token is the change token to record for the next incremental; empty
 	// when the plugin has no change tracking of its own.
 	Token string
+	// Note is a message for the job, such as why a full read replaced an
+	// incremental ("dirty bitmap missing: full read").
+	Note string
 }
 
 // Target is a system Cairn restores into.

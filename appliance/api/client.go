@@ -149,7 +149,7 @@ func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
 }
 
 // AddSource adds a source.
-func (c *Client) AddSource(ctx context.Context, s meta.Source) (meta.Source, error) {
+func (c *Client) AddSource(ctx context.Context, s AddSourceRequest) (meta.Source, error) {
 	var out meta.Source
 	err := c.do(ctx, http.MethodPost, "/sources", nil, s, &out)
 	return out, err

@@ -47,18 +47,19 @@ func TestClientRoundTrip(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 3<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	src, err := c.AddSource(ctx, meta.Source{Name: "web", Kind: "file", Config: map[string]string{"path": img}})
+	src, err := c.AddSource(ctx, api.AddSourceRequest{Name: "web", Kind: "file", Config: map[string]string{"path": img}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Created.IsZero() || src.Config["path"] != img {
 		t.Errorf("added source %+v", src)
 	}
-	if _, err := c.AddSource(ctx, src); !errors.Is(err, meta.ErrExists) {
+	again := api.AddSourceRequest{Name: src.Name, Kind: src.Kind, Config: src.Config}
+	if _, err := c.AddSource(ctx, again); !errors.Is(err, meta.ErrExists) {
 		t.Errorf("duplicate source: %v, want ErrExists", err)
 	}
 	var apiErr *api.Error
-	if _, err := c.AddSource(ctx, src); !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Code != api.CodeExists {
+	if _, err := c.AddSource(ctx, again); !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Code != api.CodeExists {
 		t.Errorf("duplicate source: %#v, want *api.Error 409 already_exists", err)
 	}
 	sources, err := c.Sources(ctx)

@@ -56,7 +56,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, CodeExists
 	case errors.Is(err, meta.ErrConflict):
 		return http.StatusConflict, CodeConflict
-	case errors.Is(err, ErrInvalid), errors.Is(err, meta.ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, meta.ErrInvalid), errors.Is(err, plugins.ErrInvalid):
 		return http.StatusBadRequest, CodeInvalid
 	case errors.Is(err, meta.ErrClosed):
 		return http.StatusServiceUnavailable, CodeUnavailable
@@ -90,7 +90,7 @@ func (e *Error) Unwrap() []error {
 	case CodeConflict:
 		return []error{meta.ErrConflict}
 	case CodeInvalid:
-		return []error{ErrInvalid, meta.ErrInvalid}
+		return []error{ErrInvalid, meta.ErrInvalid, plugins.ErrInvalid}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 // notFound is a Service that finds nothing.
 type notFound struct{ api.Service }
 
-func (notFound) AddSource(context.Context, meta.Source) (meta.Source, error) {
+func (notFound) AddSource(context.Context, api.AddSourceRequest) (meta.Source, error) {
 	return meta.Source{}, meta.ErrNotFound
 }
 

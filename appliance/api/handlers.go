@@ -48,11 +48,14 @@ func (s *Server) listSources(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	for i := range list {
+		list[i].SealedSecrets = nil
+	}
 	return http.StatusOK, sourceList{orEmpty(list)}, nil
 }
 
 func (s *Server) addSource(r *http.Request) (int, any, error) {
-	var src meta.Source
+	var src AddSourceRequest
 	if err := decodeBody(r.Body, &src); err != nil {
 		return 0, nil, err
 	}
@@ -63,6 +66,7 @@ func (s *Server) addSource(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	added.SealedSecrets = nil
 	return http.StatusCreated, added, nil
 }
 

@@ -117,6 +117,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Error":            errorBody{},
 		"Health":           health{},
 		"Source":           meta.Source{},
+		"AddSourceRequest": AddSourceRequest{},
 		"SourceList":       sourceList{},
 		"Object":           plugins.Object{},
 		"ObjectList":       objectList{},

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/api/apitest"
-	"github.com/cairnhq/cairn/cluster/meta"
 )
 
 // call sends a raw request to the test server and returns the status and
@@ -209,7 +208,7 @@ func TestBodyLimit(t *testing.T) {
 	}
 	// The default limit takes a long list: 100,000 extents, 3 MB.
 	srv := apitest.NewServer(t)
-	srv.Service.AddSource(context.Background(), meta.Source{Name: "web", Kind: "file", Config: map[string]string{"path": image(t, 1<<30)}})
+	srv.Service.AddSource(context.Background(), api.AddSourceRequest{Name: "web", Kind: "file", Config: map[string]string{"path": image(t, 1<<30)}})
 	if status, body, _ := call(t, srv, "POST", "/api/v1/backups", srv.Token, extents(100_000)); status != 202 {
 		t.Errorf("100,000 extents: %d %v, want 202", status, body)
 	}

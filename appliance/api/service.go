@@ -30,7 +30,9 @@ var ErrInvalid = errors.New("invalid request")
 // internal error (500) whose text is still shown to the caller, so it must
 // not carry secrets.
 type Service interface {
-	AddSource(ctx context.Context, s meta.Source) (meta.Source, error)
+	// AddSource checks a source with its plugin and records it, its secrets
+	// sealed. The source returned, like every one listed, carries no secrets.
+	AddSource(ctx context.Context, req AddSourceRequest) (meta.Source, error)
 	Sources(ctx context.Context) ([]meta.Source, error)
 	Objects(ctx context.Context, source string) ([]plugins.Object, error)
 	StartBackup(ctx context.Context, req BackupRequest) (meta.Job, error)
@@ -44,6 +46,17 @@ type Service interface {
 	// CancelJob asks a job to stop and returns it as it then stands; a job
 	// that has already finished is a conflict.
 	CancelJob(ctx context.Context, id string) (meta.Job, error)
+}
+
+// AddSourceRequest adds a source. Secrets (passwords, credential secrets)
+// are write-only: the appliance seals them with its master key and never
+// returns or logs them.
+type AddSourceRequest struct {
+	Name    string            `json:"name"`
+	Kind    string            `json:"kind"`
+	Tenant  string            `json:"tenant,omitempty"`
+	Config  map[string]string `json:"config,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // BackupRequest starts a backup of one object of a source.
@@ -61,6 +74,8 @@ type BackupRequest struct {
 // RestoreRequest restores a restore point to a target.
 type RestoreRequest struct {
 	RestorePoint string `json:"restore_point"`
-	To           string `json:"to"` // "file:PATH" (path on the appliance)
+	To           string `json:"to"` // "file:PATH" (path on the appliance), "openstack:SOURCE", ...
 	Overwrite    bool   `json:"overwrite,omitempty"`
+	// Options are the target kind's restore options, such as "volume-name".
+	Options map[string]string `json:"options,omitempty"`
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"time"
 
 	"github.com/cairnhq/cairn/cluster/meta"
 )
@@ -18,7 +17,7 @@ var nameRule = fmt.Sprintf("1-%d characters of a-z, 0-9, '.', '_' or '-', starti
 
 // checkSource validates a source to add. Created is the server's to set,
 // so whatever the client sent is dropped.
-func checkSource(s *meta.Source) error {
+func checkSource(s *AddSourceRequest) error {
 	if !meta.ValidName(s.Name) {
 		return invalidf("source name %q: use %s", s.Name, nameRule)
 	}
@@ -33,7 +32,11 @@ func checkSource(s *meta.Source) error {
 			return invalidf("source %s: config has an empty key", s.Name)
 		}
 	}
-	s.Created = time.Time{}
+	for k := range s.Secrets {
+		if k == "" {
+			return invalidf("source %s: secrets have an empty key", s.Name)
+		}
+	}
 	return nil
 }
 
@@ -73,6 +76,11 @@ func (q RestoreRequest) check() error {
 	}
 	if !ok || kind == "" || where == "" {
 		return invalidf("to %q: want KIND:WHERE, for example \"file:/path/on/appliance\"", q.To)
+	}
+	for k := range q.Options {
+		if k == "" {
+			return invalidf("options have an empty key")
+		}
 	}
 	return nil
 }

@@ -198,6 +198,9 @@ func (e *Engine) disk(ctx context.Context, req Request, d plugins.Disk, progress
 	if err != nil {
 		return meta.Disk{}, nil, fmt.Errorf("find changed extents: %w", err)
 	}
+	if ch.Note != "" {
+		note(fmt.Sprintf("disk %s: %s", d.Key(), ch.Note))
+	}
 	if err := checkExtents(ch.Extents, geo.Capacity); err != nil {
 		return meta.Disk{}, nil, err
 	}

@@ -41,7 +41,7 @@ type Catalog interface {
 	PutJob(ctx context.Context, j meta.Job) error
 	Job(ctx context.Context, id string) (meta.Job, error)
 	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
-	InterruptRunning(ctx context.Context, now time.Time) ([]meta.Job, error)
+	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
 }
 
 // Keys hands out tenants' chunk keys.
@@ -55,15 +55,10 @@ type Store interface {
 	Delete(ctx context.Context, ids []chunk.ID) error
 }
 
-// Plugins are the source and target plugins the appliance offers, wired
-// explicitly by the daemon.
-type Plugins struct {
-	// Sources builds a source plugin from a source record, by kind. It
-	// validates the record's configuration.
-	Sources map[string]func(meta.Source) (plugins.Source, error)
-	// Targets builds a restore target from the part of a "scheme:location"
-	// restore destination after the colon, by scheme.
-	Targets map[string]func(location string, overwrite bool) (plugins.Target, error)
+// Secrets seals and opens sources' credentials; *keys.Secrets is one.
+type Secrets interface {
+	Seal(source string, secrets map[string]string) ([]byte, error)
+	Open(source string, sealed []byte) (map[string]string, error)
 }
 
 // Options configure a Manager.
@@ -73,6 +68,12 @@ type Options struct {
 	Now     func() time.Time
 	Rand    io.Reader
 	Log     *slog.Logger
+	// Secrets seals sources' credentials; without it, a source with secrets
+	// is refused.
+	Secrets Secrets
+	// Node is the ID of the cluster member this manager runs on: its jobs
+	// carry it, and at start only its own unfinished jobs are interrupted.
+	Node string
 }
 
 // DefaultTenant owns sources created without a tenant.
@@ -83,7 +84,9 @@ type Manager struct {
 	catalog Catalog
 	keys    Keys
 	store   Store
-	plugins Plugins
+	kinds   map[string]plugins.Kind // by name
+	secrets Secrets
+	node    string
 	backup  *backup.Engine
 	restore *restore.Engine
 	now     func() time.Time
@@ -110,10 +113,17 @@ var _ api.Service = (*Manager)(nil)
 
 // New returns a manager and marks jobs a previous process left running as
 // interrupted.
-func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, plugins: p,
+// kinds are the plugins the appliance offers, wired explicitly by the daemon.
+func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
+	for _, k := range kinds {
+		if _, dup := m.kinds[k.Name]; dup || k.Name == "" {
+			return nil, fmt.Errorf("plugin kind %q wired twice or unnamed", k.Name)
+		}
+		m.kinds[k.Name] = k
+	}
 	if m.backup == nil {
 		m.backup = &backup.Engine{Store: store}
 	}
@@ -129,7 +139,7 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, p Plugins
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	stale, err := catalog.InterruptRunning(ctx, m.now())
+	stale, err := catalog.InterruptRunning(ctx, m.node, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("mark interrupted jobs: %w", err)
 	}
@@ -162,6 +172,7 @@ func (m *Manager) Close() {
 // that failed the job, if any; it may edit the job through the live record.
 func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx context.Context, l *live) error) (meta.Job, error) {
 	j.ID = meta.NewID("job", m.now(), m.rand)
+	j.Node = m.node
 	j.State = meta.JobRunning
 	j.Created = m.now()
 	j.Started = j.Created

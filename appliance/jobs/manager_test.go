@@ -43,7 +43,7 @@ type fixture struct {
 	dir     string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, extra ...plugins.Kind) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
@@ -57,15 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	g := &gate{Memory: store.NewMemory(store.Options{}), open: make(chan struct{})}
 	close(g.open)
-	p := jobs.Plugins{
-		Sources: map[string]func(meta.Source) (plugins.Source, error){
-			"file": func(s meta.Source) (plugins.Source, error) { return file.New(s.Config["path"]), nil },
-		},
-		Targets: map[string]func(string, bool) (plugins.Target, error){
-			"file": func(p string, o bool) (plugins.Target, error) { return file.NewTarget(p, o), nil },
-		},
-	}
-	m, err := jobs.New(context.Background(), catalog, keys.NewRing(master, catalog, nil), g, p, jobs.Options{})
+	m, err := jobs.New(context.Background(), catalog, keys.NewRing(master, catalog, nil), g,
+		append([]plugins.Kind{file.Kind()}, extra...), jobs.Options{Secrets: keys.NewSecrets(master, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +95,7 @@ func TestBackupRestoreVerify(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	img := f.image(t, "a.img", 9<<20+5)
-	if _, err := f.m.AddSource(ctx, meta.Source{Name: "a", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
+	if _, err := f.m.AddSource(ctx, api.AddSourceRequest{Name: "a", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
 		t.Fatal(err)
 	}
 	j, err := f.m.StartBackup(ctx, api.BackupRequest{Source: "a"})
@@ -145,22 +138,22 @@ func TestRequestsRefused(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	img := f.image(t, "a.img", 100)
-	f.m.AddSource(ctx, meta.Source{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
+	f.m.AddSource(ctx, api.AddSourceRequest{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
 	cases := []struct {
 		name string
 		call func() error
 		want error
 	}{
 		{"bad source name", func() error {
-			_, err := f.m.AddSource(ctx, meta.Source{Name: "Bad Name", Kind: "file"})
+			_, err := f.m.AddSource(ctx, api.AddSourceRequest{Name: "Bad Name", Kind: "file"})
 			return err
 		}, api.ErrInvalid},
 		{"unknown kind", func() error {
-			_, err := f.m.AddSource(ctx, meta.Source{Name: "b", Kind: "tape"})
+			_, err := f.m.AddSource(ctx, api.AddSourceRequest{Name: "b", Kind: "tape"})
 			return err
 		}, api.ErrInvalid},
 		{"duplicate", func() error {
-			_, err := f.m.AddSource(ctx, meta.Source{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
+			_, err := f.m.AddSource(ctx, api.AddSourceRequest{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
 			return err
 		}, meta.ErrExists},
 		{"unknown source", func() error { _, err := f.m.StartBackup(ctx, api.BackupRequest{Source: "zz"}); return err }, meta.ErrNotFound},
@@ -183,7 +176,7 @@ func TestOneBackupPerObjectAndCancel(t *testing.T) {
 	f := newFixture(t)
 	f.store.open = make(chan struct{}) // hold every Put
 	img := f.image(t, "a.img", 8<<20)
-	f.m.AddSource(ctx, meta.Source{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
+	f.m.AddSource(ctx, api.AddSourceRequest{Name: "a", Kind: "file", Config: map[string]string{"path": img}})
 	j, err := f.m.StartBackup(ctx, api.BackupRequest{Source: "a"})
 	if err != nil {
 		t.Fatal(err)

@@ -13,28 +13,44 @@ import (
 	"github.com/cairnhq/cairn/plugins"
 )
 
-// AddSource validates a source with its plugin and records it.
-func (m *Manager) AddSource(ctx context.Context, s meta.Source) (meta.Source, error) {
+// AddSource validates a source with its plugin and records it, with its
+// secrets sealed. What it returns carries no secrets, sealed or not.
+func (m *Manager) AddSource(ctx context.Context, req api.AddSourceRequest) (meta.Source, error) {
+	s := meta.Source{Name: req.Name, Kind: req.Kind, Tenant: req.Tenant, Config: req.Config, Created: m.now()}
 	if !meta.ValidName(s.Name) {
 		return meta.Source{}, invalid("source name %q: use 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", s.Name)
 	}
 	if s.Tenant == "" {
 		s.Tenant = DefaultTenant
 	}
-	s.Created = m.now()
-	if _, err := m.sourcePlugin(s); err != nil {
+	if len(req.Secrets) > 0 {
+		if m.secrets == nil {
+			return meta.Source{}, invalid("source %s: this appliance cannot store secrets", s.Name)
+		}
+		sealed, err := m.secrets.Seal(s.Name, req.Secrets)
+		if err != nil {
+			return meta.Source{}, fmt.Errorf("seal the secrets of source %s: %w", s.Name, err)
+		}
+		s.SealedSecrets = sealed
+	}
+	if _, err := m.sourcePlugin(ctx, s); err != nil {
 		return meta.Source{}, err
 	}
 	if err := m.catalog.AddSource(ctx, s); err != nil {
 		return meta.Source{}, err
 	}
 	m.log.Info("source added", "source", s.Name, "kind", s.Kind)
+	s.SealedSecrets = nil
 	return s, nil
 }
 
-// Sources lists the configured sources.
+// Sources lists the configured sources, without their secrets.
 func (m *Manager) Sources(ctx context.Context) ([]meta.Source, error) {
-	return m.catalog.Sources(ctx)
+	list, err := m.catalog.Sources(ctx)
+	for i := range list {
+		list[i].SealedSecrets = nil
+	}
+	return list, err
 }
 
 // Objects lists what a source can protect.
@@ -46,19 +62,48 @@ func (m *Manager) Objects(ctx context.Context, source string) ([]plugins.Object,
 	return p.Objects(ctx)
 }
 
-func (m *Manager) sourcePlugin(s meta.Source) (plugins.Source, error) {
-	f := m.plugins.Sources[s.Kind]
-	if f == nil {
-		kinds := make([]string, 0, len(m.plugins.Sources))
-		for k := range m.plugins.Sources {
-			kinds = append(kinds, k)
+// kindNames lists the plugin kinds that can do what has says.
+func (m *Manager) kindNames(has func(plugins.Kind) bool) []string {
+	var names []string
+	for name, k := range m.kinds {
+		if has(k) {
+			names = append(names, name)
 		}
-		slices.Sort(kinds)
-		return nil, invalid("source kind %q is not one this appliance offers (%v)", s.Kind, kinds)
 	}
-	p, err := f(s)
+	slices.Sort(names)
+	return names
+}
+
+// sourceConfig is a source record as its plugin sees it, secrets opened.
+func (m *Manager) sourceConfig(s meta.Source) (plugins.SourceConfig, error) {
+	cfg := plugins.SourceConfig{Name: s.Name, Settings: s.Config}
+	if len(s.SealedSecrets) == 0 {
+		return cfg, nil
+	}
+	if m.secrets == nil {
+		return cfg, fmt.Errorf("source %s has secrets and this appliance cannot open them", s.Name)
+	}
+	sec, err := m.secrets.Open(s.Name, s.SealedSecrets)
 	if err != nil {
-		if errors.Is(err, api.ErrInvalid) || errors.Is(err, plugins.ErrNotFound) {
+		return cfg, err
+	}
+	cfg.Secrets = sec
+	return cfg, nil
+}
+
+func (m *Manager) sourcePlugin(ctx context.Context, s meta.Source) (plugins.Source, error) {
+	k := m.kinds[s.Kind]
+	if k.NewSource == nil {
+		return nil, invalid("source kind %q is not one this appliance offers (%v)", s.Kind,
+			m.kindNames(func(k plugins.Kind) bool { return k.NewSource != nil }))
+	}
+	cfg, err := m.sourceConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	p, err := k.NewSource(ctx, cfg)
+	if err != nil {
+		if errors.Is(err, api.ErrInvalid) || errors.Is(err, plugins.ErrInvalid) || errors.Is(err, plugins.ErrNotFound) {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		return nil, fmt.Errorf("source %s: %w: %w", s.Name, err, api.ErrInvalid)
@@ -71,7 +116,7 @@ func (m *Manager) source(ctx context.Context, name string) (meta.Source, plugins
 	if err != nil {
 		return meta.Source{}, nil, err
 	}
-	p, err := m.sourcePlugin(s)
+	p, err := m.sourcePlugin(ctx, s)
 	return s, p, err
 }
 
@@ -174,12 +219,18 @@ func (m *Manager) runBackup(ctx context.Context, l *live, src meta.Source, plugi
 	if err != nil {
 		return "", err
 	}
+	var objectConfig []byte
+	if d, ok := snap.(plugins.Describer); ok {
+		if objectConfig, err = d.Describe(ctx); err != nil {
+			return "", fmt.Errorf("save the configuration of %s/%s: %w", src.Name, object, err)
+		}
+	}
 	rp := meta.RestorePoint{
 		ID: meta.NewID("rp", m.now(), m.rand), Source: src.Name, Object: object, Tenant: src.Tenant,
 		Time: l.job.Started, Job: l.job.ID, Consistency: snap.Consistency(), Disks: res.Disks,
 		LogicalBytes: res.LogicalBytes, ReadBytes: res.ReadBytes, NewBytes: res.NewBytes, StoredBytes: res.StoredBytes,
 		Chunks: res.Chunks, NewChunks: res.NewChunks, ZeroBlocks: res.ZeroBlocks, Fingerprint: res.Fingerprint,
-		Verify: meta.VerifyState{State: meta.VerifyNone}, Duration: res.Duration.Seconds(),
+		Verify: meta.VerifyState{State: meta.VerifyNone}, Duration: res.Duration.Seconds(), ObjectConfig: objectConfig,
 	}
 	if base != nil {
 		rp.Base = base.ID
@@ -205,11 +256,23 @@ func (m *Manager) StartRestore(ctx context.Context, req api.RestoreRequest) (met
 	if err != nil {
 		return meta.Job{}, err
 	}
-	f := m.plugins.Targets[scheme]
-	if f == nil {
-		return meta.Job{}, invalid("restore destination %q: no %q target on this appliance", req.To, scheme)
+	k := m.kinds[scheme]
+	if k.NewTarget == nil {
+		return meta.Job{}, invalid("restore destination %q: no %q target on this appliance (%v)", req.To, scheme,
+			m.kindNames(func(k plugins.Kind) bool { return k.NewTarget != nil }))
 	}
-	target, err := f(loc, req.Overwrite)
+	cfg := plugins.TargetConfig{Location: loc, Overwrite: req.Overwrite, Options: req.Options,
+		Object: rp.Object, ObjectConfig: rp.ObjectConfig}
+	// A location naming a source of the same kind restores into that
+	// system with its credentials ("openstack:SOURCE").
+	if s, err := m.catalog.Source(ctx, loc); err == nil && s.Kind == scheme {
+		sc, err := m.sourceConfig(s)
+		if err != nil {
+			return meta.Job{}, fmt.Errorf("restore to %s: %w", req.To, err)
+		}
+		cfg.Source = &sc
+	}
+	target, err := k.NewTarget(ctx, cfg)
 	if err != nil {
 		return meta.Job{}, fmt.Errorf("restore to %s: %w", req.To, err)
 	}
@@ -221,7 +284,21 @@ func (m *Manager) StartRestore(ctx context.Context, req api.RestoreRequest) (met
 			if err != nil {
 				return fmt.Errorf("tenant key: %w", err)
 			}
-			return m.restore.Restore(ctx, key, rp, target, progress)
+			if err := m.restore.Restore(ctx, key, rp, target, progress); err != nil {
+				return err
+			}
+			f, ok := target.(plugins.Finisher)
+			if !ok {
+				return nil
+			}
+			result, err := f.Finish(ctx)
+			if err != nil {
+				return fmt.Errorf("finish the restore to %s: %w", req.To, err)
+			}
+			l.mu.Lock()
+			l.job.Result = result
+			l.mu.Unlock()
+			return nil
 		})
 }
 

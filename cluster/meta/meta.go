@@ -35,11 +35,14 @@ var (
 
 // Source is a configured system to back up from.
 type Source struct {
-	Name    string            `json:"name"`
-	Kind    string            `json:"kind"`
-	Tenant  string            `json:"tenant"`
-	Config  map[string]string `json:"config,omitempty"`
-	Created time.Time         `json:"created"`
+	Name   string            `json:"name"`
+	Kind   string            `json:"kind"`
+	Tenant string            `json:"tenant"`
+	Config map[string]string `json:"config,omitempty"`
+	// SealedSecrets are the source's credentials sealed under the master
+	// key; the API never returns them.
+	SealedSecrets []byte    `json:"sealed_secrets,omitempty"`
+	Created       time.Time `json:"created"`
 }
 
 // Verify states of a restore point.
@@ -75,6 +78,9 @@ type RestorePoint struct {
 	Fingerprint string      `json:"fingerprint"`
 	Verify      VerifyState `json:"verify"`
 	Duration    float64     `json:"duration_seconds"`
+	// ObjectConfig is the object's configuration as its plugin saved it (a
+	// VM's settings), for restoring the object rather than only its disks.
+	ObjectConfig []byte `json:"object_config,omitempty"`
 }
 
 // Disk is one disk of a restore point.
@@ -112,12 +118,15 @@ const (
 
 // Job is a unit of long work and its outcome.
 type Job struct {
-	ID       string    `json:"id"`
-	Kind     string    `json:"kind"`
-	State    string    `json:"state"`
-	Source   string    `json:"source,omitempty"`
-	Object   string    `json:"object,omitempty"`
-	Target   string    `json:"target,omitempty"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	Source string `json:"source,omitempty"`
+	Object string `json:"object,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Node is the ID of the cluster member that runs the job; empty for a
+	// job recorded before the appliance was a cluster.
+	Node     string    `json:"node,omitempty"`
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
@@ -129,6 +138,9 @@ type Job struct {
 	// or verify read.
 	RestorePoint string        `json:"restore_point,omitempty"`
 	Verify       *VerifyResult `json:"verify,omitempty"`
+	// Result holds what a restore made, as its target reported it (for
+	// example "volume_id").
+	Result map[string]string `json:"result,omitempty"`
 }
 
 // Done reports whether the job has reached a final state.

@@ -203,7 +203,7 @@ func (h *harness) ingest(r *report, shm, dir string) error {
 			os.RemoveAll(data)
 			return err
 		}
-		if _, err := d.client.AddSource(context.Background(), meta.Source{Name: "entropy", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
+		if _, err := d.client.AddSource(context.Background(), api.AddSourceRequest{Name: "entropy", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
 			d.stop()
 			os.RemoveAll(data)
 			return err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/cluster/chunk"
-	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/plugins"
 )
 
@@ -53,7 +52,7 @@ func (h *harness) osImage(r *report, dir string) error {
 	}
 	defer d.stop()
 	ctx := context.Background()
-	if _, err := d.client.AddSource(ctx, meta.Source{Name: "os", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
+	if _, err := d.client.AddSource(ctx, api.AddSourceRequest{Name: "os", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
 		return err
 	}
 	full, fullTook, err := d.backup("os", api.BackupRequest{})

@@ -88,8 +88,13 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), api.ErrInvalid)
 }
 
-// AddSource adds a "file" source whose config names an existing image.
-func (s *Service) AddSource(ctx context.Context, src meta.Source) (meta.Source, error) {
+// AddSource adds a "file" source whose config names an existing image. A
+// file source has no secrets, so any are refused.
+func (s *Service) AddSource(ctx context.Context, req api.AddSourceRequest) (meta.Source, error) {
+	src := meta.Source{Name: req.Name, Kind: req.Kind, Tenant: req.Tenant, Config: req.Config}
+	if len(req.Secrets) > 0 {
+		return meta.Source{}, invalid("file source %s: a file source has no secrets", src.Name)
+	}
 	if src.Kind != "file" {
 		return meta.Source{}, invalid("source kind %q: only \"file\" here", src.Kind)
 	}

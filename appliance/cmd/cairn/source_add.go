@@ -2,50 +2,59 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/appliance/api"
 )
 
+// newSourceAddCmd is "cairn source add KIND NAME ...": one subcommand per
+// kind of source, each with the flags that kind needs.
 func newSourceAddCmd(a *app) *cobra.Command {
-	var path string
 	cmd := &cobra.Command{
-		Use:   "add file NAME --path IMAGE",
+		Use:   "add KIND NAME [flags]",
 		Short: "Add a source",
-		Long: `Add a source to back up from. The only kind is "file": a raw disk image or
-a block device on the appliance. A relative --path is made absolute against
-the current directory.`,
-		Example: "  cairn source add file web --path /var/lib/images/web.img",
-		Args:    cobra.ExactArgs(2),
+		Long: `Add a source to back up from. Each kind of source has its own subcommand
+and flags; secrets (passwords, credential secrets) are read from files, sent
+over the appliance's TLS connection, stored sealed under the master key and
+never shown again.`,
+		// Runs only when no kind's subcommand matched: say which kinds exist
+		// rather than complaining about that kind's flags.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
+		Args:               cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, name := args[0], args[1]
-			if kind != "file" {
-				return usagef("source kind %q: the CLI adds \"file\" sources", kind)
+			var kinds []string
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() {
+					kinds = append(kinds, c.Name())
+				}
 			}
-			if path == "" {
-				return usagef("--path is required")
+			if len(args) == 0 {
+				return usagef("name the kind of source: %s", strings.Join(kinds, ", "))
 			}
-			abs, err := filepath.Abs(path)
-			if err != nil {
-				return usage(err)
-			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			src, err := c.AddSource(cmd.Context(), meta.Source{Name: name, Kind: kind, Config: map[string]string{"path": abs}})
-			if err != nil {
-				return err
-			}
-			if a.wantJSON() {
-				return a.printJSON(src)
-			}
-			_, err = fmt.Fprintf(a.stdout, "Added %s source %s (%s).\n", src.Kind, src.Name, configText(src.Config))
-			return err
+			return usagef("source kind %q: the CLI adds %s sources", args[0], strings.Join(kinds, ", "))
 		},
 	}
-	cmd.Flags().StringVar(&path, "path", "", "image file or block device on the appliance")
+	cmd.AddCommand(
+		newSourceAddFileCmd(a),
+	)
 	return cmd
+}
+
+// addSource sends req and prints the source the appliance recorded.
+func (a *app) addSource(cmd *cobra.Command, req api.AddSourceRequest) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	src, err := c.AddSource(cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	if a.wantJSON() {
+		return a.printJSON(src)
+	}
+	_, err = fmt.Fprintf(a.stdout, "Added %s source %s (%s).\n", src.Kind, src.Name, configText(src.Config))
+	return err
 }

@@ -44,6 +44,9 @@ func (a *app) showJob(j meta.Job) error {
 	if v := j.Verify; v != nil {
 		f.add("Verified", verifySummary(*v))
 	}
+	for _, k := range slices.Sorted(maps.Keys(j.Result)) {
+		f.add("Result "+k, j.Result[k])
+	}
 	return f.flush()
 }
 

@@ -19,8 +19,6 @@ import (
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/cluster/store"
-	"github.com/cairnhq/cairn/plugins"
-	"github.com/cairnhq/cairn/plugins/file"
 )
 
 type config struct {
@@ -60,48 +58,6 @@ func passphrase(file string) ([]byte, error) {
 		return []byte(p), nil
 	}
 	return nil, nil
-}
-
-// plugins wires the plugins this appliance offers.
-func wirePlugins() jobs.Plugins {
-	return jobs.Plugins{
-		Sources: map[string]func(meta.Source) (plugins.Source, error){
-			"file": func(s meta.Source) (plugins.Source, error) {
-				path := s.Config["path"]
-				if path == "" {
-					return nil, fmt.Errorf("a file source needs a path: %w", api.ErrInvalid)
-				}
-				if !filepath.IsAbs(path) {
-					return nil, fmt.Errorf("path %q is not absolute: %w", path, api.ErrInvalid)
-				}
-				fi, err := os.Stat(path)
-				if errors.Is(err, os.ErrNotExist) {
-					return nil, fmt.Errorf("%s: %w", path, plugins.ErrNotFound)
-				}
-				if err != nil {
-					return nil, err
-				}
-				if !fi.Mode().IsRegular() && fi.Mode()&os.ModeDevice == 0 {
-					return nil, fmt.Errorf("%s is neither a regular file nor a block device: %w", path, api.ErrInvalid)
-				}
-				return file.New(path), nil
-			},
-		},
-		Targets: map[string]func(string, bool) (plugins.Target, error){
-			"file": func(path string, overwrite bool) (plugins.Target, error) {
-				if !filepath.IsAbs(path) {
-					return nil, fmt.Errorf("path %q is not absolute: %w", path, api.ErrInvalid)
-				}
-				if _, err := os.Stat(path); err == nil && !overwrite {
-					return nil, fmt.Errorf("%s already exists; restore with --overwrite to replace it: %w", path, plugins.ErrExists)
-				}
-				if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
-					return nil, fmt.Errorf("folder %s does not exist: %w", filepath.Dir(path), api.ErrInvalid)
-				}
-				return file.NewTarget(path, overwrite), nil
-			},
-		},
-	}
 }
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -145,7 +101,7 @@ func run(ctx context.Context, cfg config) error {
 	defer chunks.Close()
 
 	ring := keys.NewRing(master, catalog, nil)
-	mgr, err := jobs.New(ctx, catalog, ring, chunks, wirePlugins(), jobs.Options{Log: log})
+	mgr, err := jobs.New(ctx, catalog, ring, chunks, wirePlugins(), jobs.Options{Log: log, Secrets: keys.NewSecrets(master, nil)})
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ type Catalog interface {
 	PutJob(ctx context.Context, j meta.Job) error
 	Job(ctx context.Context, id string) (meta.Job, error)
 	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
-	InterruptRunning(ctx context.Context, now time.Time) ([]meta.Job, error)
+	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
 
 	PutKey(ctx context.Context, k meta.WrappedKey) error
 	Keys(ctx context.Context) ([]meta.WrappedKey, error)
@@ -80,7 +80,7 @@ const maxObject = 4096
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func testSource(name string) meta.Source {
-	return meta.Source{Name: name, Kind: "file", Tenant: "acme", Config: map[string]string{"path": "/srv/" + name}, Created: t0}
+	return meta.Source{Name: name, Kind: "file", Tenant: "acme", Config: map[string]string{"path": "/srv/" + name}, SealedSecrets: []byte("sealed:" + name), Created: t0}
 }
 
 func testPoint(id, source, object string, at time.Time) meta.RestorePoint {

@@ -1,0 +1,13 @@
+package main
+
+import (
+	"github.com/cairnhq/cairn/plugins"
+	"github.com/cairnhq/cairn/plugins/file"
+)
+
+// wirePlugins lists the plugins this appliance offers.
+func wirePlugins() []plugins.Kind {
+	return []plugins.Kind{
+		file.Kind(),
+	}
+}
