@@ -38,31 +38,39 @@ func (h *HTTPS) Open(ctx context.Context, ref DiskRef) (Disk, error) {
 	if err != nil {
 		return nil, err
 	}
-	var p object.DatastorePath
-	if !p.FromString(b.FileName) {
-		return nil, fmt.Errorf("open disk %d: bad datastore path %q", ref.DeviceKey, b.FileName)
-	}
-	text, err := h.get(ctx, h.url(ref.Datacenter, p.Datastore, p.Path), "", maxDescriptor+1)
+	u, ext, err := h.FlatFile(ctx, ref.Datacenter, b.FileName)
 	if err != nil {
-		return nil, fmt.Errorf("open disk %s: read descriptor: %w", b.FileName, err)
+		return nil, err
+	}
+	if ext.Sectors*512 < ref.Capacity {
+		return nil, fmt.Errorf("open disk %s: extent holds %d bytes, the disk %d", b.FileName, ext.Sectors*512, ref.Capacity)
+	}
+	return &httpsDisk{h: h, u: u, name: b.FileName, base: ext.Offset * 512, size: ref.Capacity}, nil
+}
+
+// FlatFile reads the descriptor fileName ("[datastore] dir/disk.vmdk") and
+// returns the /folder URL of its single flat extent, or why it has none.
+func (h *HTTPS) FlatFile(ctx context.Context, dc, fileName string) (*url.URL, DescriptorExtent, error) {
+	var p object.DatastorePath
+	if !p.FromString(fileName) {
+		return nil, DescriptorExtent{}, fmt.Errorf("disk %q: bad datastore path", fileName)
+	}
+	text, err := h.get(ctx, h.url(dc, p.Datastore, p.Path), "", maxDescriptor+1)
+	if err != nil {
+		return nil, DescriptorExtent{}, fmt.Errorf("disk %s: read descriptor: %w", fileName, err)
 	}
 	desc, err := ParseDescriptor(text)
 	if err != nil {
-		return nil, fmt.Errorf("open disk %s: %w", b.FileName, err)
+		return nil, DescriptorExtent{}, fmt.Errorf("disk %s: %w", fileName, err)
 	}
 	e, err := desc.flatExtent()
 	if err != nil {
-		return nil, fmt.Errorf("open disk %s: %w", b.FileName, err)
+		return nil, DescriptorExtent{}, fmt.Errorf("disk %s: %w", fileName, err)
 	}
 	if strings.ContainsAny(e.File, "/\\") || e.File == ".." {
-		return nil, fmt.Errorf("open disk %s: extent file %q is outside the disk's folder", b.FileName, e.File)
+		return nil, DescriptorExtent{}, fmt.Errorf("disk %s: extent file %q is outside the disk's folder", fileName, e.File)
 	}
-	if e.Sectors*512 < ref.Capacity {
-		return nil, fmt.Errorf("open disk %s: extent holds %d bytes, the disk %d", b.FileName, e.Sectors*512, ref.Capacity)
-	}
-	flat := path.Join(path.Dir(p.Path), e.File)
-	return &httpsDisk{h: h, u: h.url(ref.Datacenter, p.Datastore, flat), name: b.FileName,
-		base: e.Offset * 512, size: ref.Capacity}, nil
+	return h.url(dc, p.Datastore, path.Join(path.Dir(p.Path), e.File)), e, nil
 }
 
 // flatBacking returns the backing of a disk the HTTPS transport can read.

@@ -142,7 +142,9 @@ func (h *hook) RemoveObject(ctx *simulator.Context, ref types.ManagedObjectRefer
 // handler runs before every SOAP method: it expires sessions and routes
 // QueryChangedDiskAreas to cbtVM.
 func (s *Sim) handler(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
-	if ctx.Session == nil {
+	// The simulator's own in-memory client has a session without a user;
+	// expiring it would break the simulator's /folder handler.
+	if ctx.Session == nil || ctx.Session.UserName == "" {
 		return nil, nil
 	}
 	key := ctx.Session.Key
@@ -158,6 +160,16 @@ func (s *Sim) handler(ctx *simulator.Context, m *simulator.Method) (mo.Reference
 	if m.Name != "QueryChangedDiskAreas" {
 		return nil, nil
 	}
+	s.mu.Lock()
+	if n := s.faults.expireAfter; n >= 0 && s.faults.queryCalls >= n {
+		for k := range s.sessions {
+			s.sessions[k] = true
+		}
+		s.faults.expireAfter = -1
+		s.mu.Unlock()
+		return nil, &types.NotAuthenticated{NoPermission: types.NoPermission{Object: &m.This, PrivilegeId: "System.View"}}
+	}
+	s.mu.Unlock()
 	vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine)
 	if !ok {
 		return nil, nil

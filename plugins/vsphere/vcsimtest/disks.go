@@ -184,6 +184,7 @@ func (s *Sim) CreateVM(ctx context.Context, vm VM) error {
 		if err != nil {
 			return fmt.Errorf("power on vm %s: %w", vm.Name, err)
 		}
+		s.setToolsRunning(ref)
 	}
 	if len(vm.Tags) > 0 {
 		if err := s.tag(ctx, c.Client, ref, vm.Tags); err != nil {
@@ -458,4 +459,18 @@ func (s *Sim) VMs() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// setToolsRunning makes the simulator report VMware Tools running in the
+// VM, so snapshots of it can be quiesced.
+func (s *Sim) setToolsRunning(ref types.ManagedObjectReference) {
+	m := s.model.Map()
+	vm, ok := m.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	m.WithLock(s.model.Service.Context, vm, func() {
+		vm.Guest.ToolsRunningStatus = string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)
+		vm.Guest.ToolsStatus = types.VirtualMachineToolsStatusToolsOk
+	})
 }

@@ -24,6 +24,7 @@ type faultState struct {
 	queryFailAfter int   // QueryChangedDiskAreas calls that succeed before the rest fail; <0: none fail
 	pageLimit      int64 // bytes of the disk one QueryChangedDiskAreas reply covers; 0: to the end
 	readFailures   int   // datastore GETs of flat files still to fail
+	expireAfter    int   // QueryChangedDiskAreas calls after which every session expires; <0: never
 	flatBytes      int64 // bytes of flat files served by GETs
 	flatGets       int
 }
@@ -51,6 +52,23 @@ func (s *Sim) FailQueryAfter(n int) {
 	}
 	s.mu.Unlock()
 }
+
+// ExpireSessionsAfterQueries lets n more QueryChangedDiskAreas calls
+// succeed, then expires every session (as ExpireSessions) when the next
+// one arrives, which fails NotAuthenticated; n < 0 turns it off.
+func (s *Sim) ExpireSessionsAfterQueries(n int) {
+	s.mu.Lock()
+	if n < 0 {
+		s.faults.expireAfter = -1
+	} else {
+		s.faults.expireAfter = s.faults.queryCalls + n
+	}
+	s.mu.Unlock()
+}
+
+// LocalPath returns the file on this machine behind a datastore path
+// "[datastore] dir/file", for tests that check what was written.
+func (s *Sim) LocalPath(dsPath string) (string, error) { return s.localPath(dsPath) }
 
 // QueryCalls counts the QueryChangedDiskAreas calls answered or failed.
 func (s *Sim) QueryCalls() int {
@@ -113,7 +131,7 @@ func (s *Sim) FailMethod(method string, fault types.BaseMethodFault) {
 func (s *Sim) ClearFaults() {
 	s.model.Service.ClearFaultRules()
 	s.mu.Lock()
-	s.faults.queryFailAfter, s.faults.readFailures, s.faults.pageLimit = -1, 0, 0
+	s.faults.queryFailAfter, s.faults.readFailures, s.faults.pageLimit, s.faults.expireAfter = -1, 0, 0, -1
 	s.mu.Unlock()
 }
 

@@ -107,7 +107,7 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 	s := &Sim{
 		User: opts.User, Password: opts.Password, dir: opts.Dir,
 		disks: map[diskID]*disk{}, vmDisks: map[string][]diskID{},
-		snaps: map[string][]diskID{}, sessions: map[string]bool{}, shadows: map[string]int{}, faults: faultState{queryFailAfter: -1},
+		snaps: map[string][]diskID{}, sessions: map[string]bool{}, shadows: map[string]int{}, faults: faultState{queryFailAfter: -1, expireAfter: -1},
 	}
 	if s.User == "" {
 		s.User = "cairn"
