@@ -15,7 +15,7 @@ import (
 	"github.com/cairnhq/cairn/plugins/vsphere/vcsimtest"
 )
 
-const capacity = 24 * mib
+const capacity = 16 * mib
 
 func oneVM(t *testing.T) (*appliance, []byte) {
 	s := startSim(t, vcsimtest.VM{Name: "web", Disks: []vcsimtest.Disk{{Capacity: capacity}}, Tags: []string{"gold"}})
@@ -53,7 +53,7 @@ func TestFullIncrementalRestore(t *testing.T) {
 	}
 
 	// Guest writes between the two backups.
-	writes := map[int64]int{9*mib + 10: 5000, 17 * mib: 64 << 10}
+	writes := map[int64]int{9*mib + 10: 5000, 13 * mib: 64 << 10}
 	for off, n := range writes {
 		if err := s.Write("web", 0, off, bytes.Repeat([]byte{0xab}, n)); err != nil {
 			t.Fatal(err)
@@ -152,18 +152,18 @@ func TestInPlaceRestore(t *testing.T) {
 func TestPaging(t *testing.T) {
 	a, _ := oneVM(t)
 	s := a.sim
-	s.SetPageLimit(5 * mib) // five pages for a 24 MiB disk
+	s.SetPageLimit(5 * mib) // four pages for a 16 MiB disk
 	full := a.point(t, a.backup(t, "web"))
 	calls := s.QueryCalls()
-	if calls != 5 {
-		t.Errorf("full backup made %d QueryChangedDiskAreas calls, want 5 pages", calls)
+	if calls != 4 {
+		t.Errorf("full backup made %d QueryChangedDiskAreas calls, want 4 pages", calls)
 	}
-	if err := s.Write("web", 0, 23*mib, []byte("tail")); err != nil {
+	if err := s.Write("web", 0, 15*mib, []byte("tail")); err != nil {
 		t.Fatal(err)
 	}
 	inc := a.point(t, a.backup(t, "web"))
-	if s.QueryCalls()-calls != 5 || inc.ReadBytes != chunk.BlockSize {
-		t.Errorf("incremental made %d calls and read %d bytes; want 5 pages and the one block holding the change", s.QueryCalls()-calls, inc.ReadBytes)
+	if s.QueryCalls()-calls != 4 || inc.ReadBytes != chunk.BlockSize {
+		t.Errorf("incremental made %d calls and read %d bytes; want 4 pages and the one block holding the change", s.QueryCalls()-calls, inc.ReadBytes)
 	}
 	_ = full
 	// Without paging the same point restores identically.
