@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,13 @@ appliance with embedded storage in ./cairn-data, creating on first start:
 
 The master key is sealed by a passphrase from --passphrase-file or the
 CAIRN_PASSPHRASE environment variable. Without one, cairnd keeps it in an
-unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`,
+unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.
+
+With --demo it also runs an embedded vSphere simulator (govmomi's vcsim with
+Cairn's changed-block-tracking extension) holding three VMs whose disks hold
+ext4 filesystems, built at start under DATA/demo-vcsim and registered as the
+source "demo": try "cairn object list demo" and "cairn backup run demo/web
+--wait". The simulator keeps its VMs in memory, so each start rebuilds them.`,
 		Args:          cobra.NoArgs,
 		Version:       api.Version(),
 		SilenceUsage:  true,
@@ -62,6 +69,9 @@ unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`
 	f.StringSliceVar(&cfg.hosts, "tls-host", nil, "extra host names or IPs for the HTTPS certificate")
 	f.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&cfg.demo, "demo", false, "also run an embedded vSphere simulator with three VMs, registered as source \"demo\"")
+	f.StringVar(&cfg.demoVcsim, "demo-vcsim", "127.0.0.1:8989", "address of the --demo simulator (keep it across restarts)")
+	f.DurationVar(&cfg.demoChurn, "demo-churn", 30*time.Second, "with --demo, how often the web VM's guest writes to its disk (0: never)")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd
 }

@@ -25,6 +25,9 @@ type config struct {
 	data, listen, passphraseFile string
 	hosts                        []string
 	logFormat, logLevel          string
+	demo                         bool
+	demoVcsim                    string
+	demoChurn                    time.Duration
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -106,6 +109,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
+	if cfg.demo {
+		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	tlsCfg, err := api.EnsureTLS(cfg.data, cfg.hosts)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,6 +72,19 @@ func (h *hook) PutObject(ctx *simulator.Context, obj mo.Reference) {
 	cbt := vm.Config.ChangeTrackingEnabled != nil && *vm.Config.ChangeTrackingEnabled
 	devs := make([]types.BaseVirtualDevice, len(snap.Config.Hardware.Device))
 	s := h.s
+	type frozen struct {
+		vm       string
+		i        int
+		id, flat string
+	}
+	var report []frozen
+	defer func() {
+		if s.onSnapshot != nil {
+			for _, f := range report {
+				s.onSnapshot(f.vm, f.i, f.id, f.flat)
+			}
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, dev := range snap.Config.Hardware.Device {
@@ -90,6 +104,7 @@ func (h *hook) PutObject(ctx *simulator.Context, obj mo.Reference) {
 				if cbt {
 					bc.ChangeId = fmt.Sprintf("%s/%d", d.uuid, d.seq)
 				}
+				report = append(report, frozen{d.vmName, slices.Index(s.vmDisks[d.vmName], d.id), bc.ChangeId, d.flat})
 			}
 			c.Backing = &bc
 		}

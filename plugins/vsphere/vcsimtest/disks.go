@@ -202,21 +202,40 @@ func (s *Sim) tag(ctx context.Context, vc *vim25.Client, ref types.ManagedObject
 	}
 	defer rc.Logout(context.WithoutCancel(ctx))
 	m := tags.NewManager(rc)
-	cat, err := m.GetCategory(ctx, "cairn-test")
+	// Look names up in the lists: the simulator logs every failed Get.
+	cats, err := m.GetCategories(ctx)
+	if err != nil {
+		return err
+	}
 	var catID string
-	if err == nil {
-		catID = cat.ID
-	} else if catID, err = m.CreateCategory(ctx, &tags.Category{
-		Name: "cairn-test", Cardinality: "MULTIPLE", AssociableTypes: []string{"VirtualMachine"},
-	}); err != nil {
+	for _, c := range cats {
+		if c.Name == "cairn-test" {
+			catID = c.ID
+		}
+	}
+	if catID == "" {
+		if catID, err = m.CreateCategory(ctx, &tags.Category{
+			Name: "cairn-test", Cardinality: "MULTIPLE", AssociableTypes: []string{"VirtualMachine"},
+		}); err != nil {
+			return err
+		}
+	}
+	existing, err := m.GetTags(ctx)
+	if err != nil {
 		return err
 	}
 	for _, n := range names {
 		var id string
-		if t, err := m.GetTag(ctx, n); err == nil {
-			id = t.ID
-		} else if id, err = m.CreateTag(ctx, &tags.Tag{Name: n, CategoryID: catID}); err != nil {
-			return err
+		for _, t := range existing {
+			if t.Name == n {
+				id = t.ID
+			}
+		}
+		if id == "" {
+			if id, err = m.CreateTag(ctx, &tags.Tag{Name: n, CategoryID: catID}); err != nil {
+				return err
+			}
+			existing = append(existing, tags.Tag{ID: id, Name: n})
 		}
 		if err := m.AttachTag(ctx, id, ref); err != nil {
 			return err

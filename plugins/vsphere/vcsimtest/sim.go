@@ -58,6 +58,13 @@ type Options struct {
 	Dir string
 	// VMs are created at start, in order.
 	VMs []VM
+	// Listen is the simulator's address; empty means 127.0.0.1 on a free
+	// port.
+	Listen string
+	// OnSnapshot, if set, is called when a snapshot freezes a disk, with
+	// the VM's name, the disk's index, the changeId stamped (empty without
+	// CBT) and the flat file, which stays frozen until the snapshot goes.
+	OnSnapshot func(vm string, disk int, changeID, flat string)
 }
 
 // VM is a virtual machine to create.
@@ -84,6 +91,9 @@ type Sim struct {
 	Thumbprint256  string // SHA-256, colon-separated hex
 	CAFile         string // PEM file of the server certificate
 
+	listen     string
+	onSnapshot func(vm string, disk int, changeID, flat string)
+
 	model  *simulator.Model
 	server *simulator.Server
 	dir    string
@@ -105,7 +115,7 @@ var ErrNoMkfs = errors.New("mkfs.ext4 not found (install e2fsprogs)")
 // Start runs a simulated vCenter and creates opts.VMs. Close stops it.
 func Start(ctx context.Context, opts Options) (*Sim, error) {
 	s := &Sim{
-		User: opts.User, Password: opts.Password, dir: opts.Dir,
+		User: opts.User, Password: opts.Password, dir: opts.Dir, listen: opts.Listen, onSnapshot: opts.OnSnapshot,
 		disks: map[diskID]*disk{}, vmDisks: map[string][]diskID{},
 		snaps: map[string][]diskID{}, sessions: map[string]bool{}, shadows: map[string]int{}, faults: faultState{queryFailAfter: -1, expireAfter: -1},
 	}
@@ -155,7 +165,11 @@ func (s *Sim) start() error {
 	svc := m.Service
 	svc.RegisterEndpoints = true
 	svc.TLS = new(tls.Config)
-	svc.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(s.User, s.Password)}
+	host := s.listen
+	if host == "" {
+		host = "127.0.0.1:0"
+	}
+	svc.Listen = &url.URL{Host: host, User: url.UserPassword(s.User, s.Password)}
 	m.Map().AddHandler(&hook{s: s})
 	m.Map().Handler = s.handler
 	if svc.ServeMux == nil {
