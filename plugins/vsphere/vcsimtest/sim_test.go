@@ -33,9 +33,8 @@ func start(t *testing.T, vms ...vcsimtest.VM) *vcsimtest.Sim {
 }
 
 type fixture struct {
-	c    *object.VirtualMachine
-	vc   *soap.Client
-	disk *types.VirtualDisk
+	c  *object.VirtualMachine
+	vc *soap.Client
 }
 
 func open(t *testing.T, s *vcsimtest.Sim, name string) fixture {
