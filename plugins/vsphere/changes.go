@@ -165,7 +165,7 @@ func refusal(err error) bool {
 // off and appends its areas. The next query starts where the reply's
 // coverage ends: StartOffset + Length (not off plus that).
 func appendChangeInfo(out []plugins.Extent, info types.DiskChangeInfo, off, capacity int64) ([]plugins.Extent, int64, error) {
-	if info.StartOffset != off || info.Length <= 0 || info.Length > capacity-info.StartOffset {
+	if off < 0 || info.StartOffset != off || info.Length <= 0 || info.Length > capacity-info.StartOffset {
 		return nil, 0, fmt.Errorf("reply covers [%d, +%d) for a query at %d of a %d-byte disk", info.StartOffset, info.Length, off, capacity)
 	}
 	end := info.StartOffset + info.Length
