@@ -37,6 +37,7 @@ func TestAppendChangeInfo(t *testing.T) {
 func FuzzAppendChangeInfo(f *testing.F) {
 	f.Add(int64(0), int64(100), int64(10), int64(5), int64(0), int64(100))
 	f.Add(int64(40), int64(30), int64(45), int64(10), int64(40), int64(100))
+	f.Add(int64(-18), int64(28), int64(-18), int64(10), int64(-18), int64(100)) // once accepted
 	f.Fuzz(func(t *testing.T, start, length, aStart, aLen, off, capacity int64) {
 		if capacity < 0 {
 			return
