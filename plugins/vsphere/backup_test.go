@@ -193,8 +193,10 @@ func TestChangeIDReset(t *testing.T) {
 	if rp.ReadBytes != full.ReadBytes+chunk.BlockSize && rp.ReadBytes < full.ReadBytes {
 		t.Errorf("after a CBT reset the backup read %d bytes; want a full read of the allocated areas (%d+)", rp.ReadBytes, full.ReadBytes)
 	}
-	if !slices.ContainsFunc(j.Messages, func(m string) bool { return strings.Contains(m, "full read") }) {
-		t.Errorf("job messages %q do not say the read was full", j.Messages)
+	if !slices.ContainsFunc(j.Messages, func(m string) bool {
+		return strings.Contains(m, "full read") && strings.Contains(m, "invalid change ID")
+	}) {
+		t.Errorf("job messages %q do not say the read was full and why", j.Messages)
 	}
 	j, err := a.m.StartRestore(t.Context(), api.RestoreRequest{RestorePoint: rp.ID, To: "vsphere:sim",
 		Options: map[string]string{"vm-name": "after-reset", "spool-dir": t.TempDir()}})

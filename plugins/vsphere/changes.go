@@ -90,16 +90,17 @@ func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Change
 			if err == nil {
 				return done(&plugins.Changes{Extents: ext, Delta: true, Method: MethodCBT}, nil)
 			}
-			if !errors.Is(err, errBaseRefused) {
+			var ref *refusedError
+			if !errors.As(err, &ref) {
 				return nil, err
 			}
-			why = fmt.Sprintf("vSphere refused the base changeId (CBT was reset?): %v", errors.Unwrap(err))
+			why = fmt.Sprintf("vSphere refused the base changeId (CBT was reset?): %v", ref.err)
 		}
 		notes = append(notes, fmt.Sprintf("disk %s: %s: full read of the allocated areas", d.info.key, why))
 	}
 	ext, err := d.changed(ctx, "*")
-	if errors.Is(err, errBaseRefused) {
-		return done(d.whole(fmt.Sprintf("disk %s: vSphere lists no allocated areas (%v): full read", d.info.key, errors.Unwrap(err))), nil)
+	if ref := (*refusedError)(nil); errors.As(err, &ref) {
+		return done(d.whole(fmt.Sprintf("disk %s: vSphere lists no allocated areas (%v): full read", d.info.key, ref.err)), nil)
 	}
 	if err != nil {
 		return nil, err
@@ -115,11 +116,14 @@ func (d *disk) whole(note string) *plugins.Changes {
 	return &plugins.Changes{Extents: ext, Method: MethodFull, Note: note}
 }
 
-// errBaseRefused marks a first QueryChangedDiskAreas call that vSphere
-// refused with a fault about the request itself (FileFault, invalid
-// argument): the changeId is not usable, so a full read replaces it. Later
-// pages failing, or any transport or session error, fail the backup.
-var errBaseRefused = errors.New("changeId refused")
+// refusedError is a first QueryChangedDiskAreas call that vSphere refused
+// with a fault about the request itself (FileFault, invalid argument): the
+// changeId is not usable, so a full read replaces it. Later pages failing,
+// or any transport or session error, fail the backup.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return "changeId refused: " + e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // changed pages QueryChangedDiskAreas from changeID ("*" for allocated).
 func (d *disk) changed(ctx context.Context, changeID string) ([]plugins.Extent, error) {
@@ -135,7 +139,7 @@ func (d *disk) changed(ctx context.Context, changeID string) ([]plugins.Extent, 
 		res, err := methods.QueryChangedDiskAreas(ctx, d.snap.c.vim(), &req)
 		if err != nil {
 			if page == 0 && refusal(err) {
-				return nil, fmt.Errorf("%w: %w", errBaseRefused, err)
+				return nil, &refusedError{err}
 			}
 			return nil, fmt.Errorf("query changed areas of disk %s at offset %d (page %d): %w", d.info.key, off, page+1, err)
 		}
