@@ -38,6 +38,45 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("objects %v, want at least three VMs including web", names)
 	}
 
+	// The same simulator added again through the CLI, as a real vCenter is.
+	var srcs []struct {
+		Name   string            `json:"name"`
+		Config map[string]string `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(d.ok("source", "list", "-o", "json")), &srcs); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(srcs, func(s struct {
+		Name   string            `json:"name"`
+		Config map[string]string `json:"config"`
+	}) bool {
+		return s.Name == "demo"
+	})
+	if i < 0 {
+		t.Fatalf("sources %+v lack demo", srcs)
+	}
+	demo := srcs[i].Config
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("demo-password\n"), 0o600)
+	d.ok("source", "add", "vsphere", "vc2", "--url", demo["url"], "--user", demo["user"], "--password-file", pw,
+		"--thumbprint", demo["thumbprint"])
+	if out := d.ok("object", "list", "vc2"); !strings.Contains(out, "web") || !strings.Contains(out, "files") {
+		t.Errorf("object list vc2:\n%s", out)
+	}
+	if out := d.ok("source", "list", "-o", "json"); strings.Contains(out, "demo-password") {
+		t.Error("source list shows the password")
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, []byte("s3cr3t-Wr0ng\n"), 0o600)
+	// Adding checks the settings without connecting; using it logs in.
+	d.ok("source", "add", "vsphere", "vc3", "--url", demo["url"], "--user", demo["user"],
+		"--password-file", bad, "--thumbprint", demo["thumbprint"])
+	if _, errs, code := d.cairn("object", "list", "vc3"); code == 0 || !strings.Contains(errs, "log in") {
+		t.Errorf("object list with a wrong password: exit %d, %s", code, errs)
+	} else if strings.Contains(errs, "s3cr3t") || strings.Contains(d.logText(), "s3cr3t") {
+		t.Errorf("the password shows in the error or the log: %s", errs)
+	}
+
 	full := d.backup("demo/web")
 	if took := time.Since(started); took > time.Minute {
 		t.Errorf("first backup done %s after cairnd started, want within a minute", took)
