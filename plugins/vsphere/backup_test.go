@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -266,5 +267,36 @@ func TestLeftoverSnapshotRemoved(t *testing.T) {
 	}
 	if got := snapshots(t, a.sim, "web"); !slices.Equal(got, []string{"user-snapshot"}) {
 		t.Errorf("snapshots after the backup: %v, want only the user's", got)
+	}
+}
+
+// A backup canceled while vSphere is still creating its snapshot leaves
+// the snapshot behind once the server finishes; the next backup removes it.
+func TestCanceledDuringSnapshot(t *testing.T) {
+	a, _ := oneVM(t)
+	a.sim.DelayMethod("CreateSnapshot_Task", time.Second)
+	j, err := a.m.StartBackup(t.Context(), api.BackupRequest{Source: "sim", Object: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := a.m.CancelJob(t.Context(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j = a.wait(t, j, nil); j.State == meta.JobSucceeded {
+		t.Fatalf("canceled backup: %+v", j)
+	}
+	a.sim.DelayMethod("CreateSnapshot_Task", 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(snapshots(t, a.sim, "web")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := snapshots(t, a.sim, "web"); len(left) != 1 || !strings.HasPrefix(left[0], vsphere.SnapshotPrefix) {
+		t.Fatalf("snapshots after the canceled backup: %v, want the one vSphere finished creating", left)
+	}
+	next := a.backup(t, "web")
+	a.point(t, next)
+	if left := snapshots(t, a.sim, "web"); len(left) != 0 {
+		t.Errorf("the next backup left %v", left)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -163,6 +164,12 @@ func (s *Sim) handler(ctx *simulator.Context, m *simulator.Method) (mo.Reference
 		return nil, nil
 	}
 	key := ctx.Session.Key
+	s.mu.Lock()
+	delay := s.faults.delays[m.Name]
+	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
 	s.mu.Lock()
 	expired, known := s.sessions[key]
 	if !known {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
@@ -25,7 +26,8 @@ type faultState struct {
 	pageLimit      int64 // bytes of the disk one QueryChangedDiskAreas reply covers; 0: to the end
 	readFailures   int   // datastore GETs of flat files still to fail
 	expireAfter    int   // QueryChangedDiskAreas calls after which every session expires; <0: never
-	flatBytes      int64 // bytes of flat files served by GETs
+	delays         map[string]time.Duration // by SOAP method name
+	flatBytes      int64                    // bytes of flat files served by GETs
 	flatGets       int
 }
 
@@ -64,6 +66,22 @@ func (s *Sim) ExpireSessionsAfterQueries(n int) {
 		s.faults.expireAfter = s.faults.queryCalls + n
 	}
 	s.mu.Unlock()
+}
+
+// DelayMethod makes every call of the SOAP method (e.g.
+// "CreateSnapshot_Task") wait d before it runs; 0 removes the delay. Unlike
+// the simulator's DelayConfig it may change while calls are served.
+func (s *Sim) DelayMethod(method string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.delays == nil {
+		s.faults.delays = map[string]time.Duration{}
+	}
+	if d <= 0 {
+		delete(s.faults.delays, method)
+	} else {
+		s.faults.delays[method] = d
+	}
 }
 
 // LocalPath returns the file on this machine behind a datastore path
@@ -132,6 +150,7 @@ func (s *Sim) ClearFaults() {
 	s.model.Service.ClearFaultRules()
 	s.mu.Lock()
 	s.faults.queryFailAfter, s.faults.readFailures, s.faults.pageLimit, s.faults.expireAfter = -1, 0, 0, -1
+	s.faults.delays = nil
 	s.mu.Unlock()
 }
 
