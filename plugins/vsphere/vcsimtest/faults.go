@@ -22,10 +22,10 @@ import (
 // faultState is what the harness injects on top of simulator fault rules.
 type faultState struct {
 	queryCalls     int
-	queryFailAfter int   // QueryChangedDiskAreas calls that succeed before the rest fail; <0: none fail
-	pageLimit      int64 // bytes of the disk one QueryChangedDiskAreas reply covers; 0: to the end
-	readFailures   int   // datastore GETs of flat files still to fail
-	expireAfter    int   // QueryChangedDiskAreas calls after which every session expires; <0: never
+	queryFailAfter int                      // QueryChangedDiskAreas calls that succeed before the rest fail; <0: none fail
+	pageLimit      int64                    // bytes of the disk one QueryChangedDiskAreas reply covers; 0: to the end
+	readFailures   int                      // datastore GETs of flat files still to fail
+	expireAfter    int                      // QueryChangedDiskAreas calls after which every session expires; <0: never
 	delays         map[string]time.Duration // by SOAP method name
 	flatBytes      int64                    // bytes of flat files served by GETs
 	flatGets       int
