@@ -296,4 +296,3 @@ func (s *Sim) VMs() []string {
 	slices.Sort(names)
 	return names
 }
-
