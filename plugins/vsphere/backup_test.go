@@ -2,6 +2,7 @@ package vsphere_test
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins"
 	"github.com/cairnhq/cairn/plugins/vsphere"
 	"github.com/cairnhq/cairn/plugins/vsphere/vcsimtest"
 )
@@ -298,5 +300,40 @@ func TestCanceledDuringSnapshot(t *testing.T) {
 	a.point(t, next)
 	if left := snapshots(t, a.sim, "web"); len(left) != 0 {
 		t.Errorf("the next backup left %v", left)
+	}
+}
+
+func TestTransports(t *testing.T) {
+	s := startSim(t, vcsimtest.VM{Name: "web", Disks: []vcsimtest.Disk{{Capacity: capacity}}})
+	fill(t, s, "web", 3)
+	for _, tt := range []struct{ transport, want string }{
+		// The simulator's export lease serves the descriptor, not a
+		// streamOptimized disk: the NFC path must fail cleanly.
+		{"nfc", "not streamOptimized"},
+		{"libvix", "not built in"},
+	} {
+		t.Run(tt.transport, func(t *testing.T) {
+			sc := sourceConfig(s, "sim")
+			sc.Settings[vsphere.SettingTransport] = tt.transport
+			src, err := vsphere.Kind().NewSource(t.Context(), sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := src.Open(t.Context(), "web", plugins.OpenOptions{})
+			if err == nil {
+				snap.Close(t.Context())
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open with transport %s: %v, want %q", tt.transport, err, tt.want)
+			}
+			if left := snapshots(t, s, "web"); len(left) != 0 {
+				t.Errorf("snapshots left: %v", left)
+			}
+		})
+	}
+	sc := sourceConfig(s, "sim")
+	sc.Settings[vsphere.SettingTransport] = "carrier-pigeon"
+	if _, err := vsphere.Kind().NewSource(t.Context(), sc); !errors.Is(err, plugins.ErrInvalid) {
+		t.Errorf("unknown transport: %v", err)
 	}
 }

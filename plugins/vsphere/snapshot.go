@@ -104,7 +104,10 @@ func (s *Source) open(ctx context.Context, c *conn, name string) (*snapshot, err
 	if err != nil {
 		return sn, err
 	}
-	transport := &vddk.HTTPS{Client: c.vim()}
+	transports, err := s.cfg.transports(c)
+	if err != nil {
+		return sn, err
+	}
 	for _, d := range diskList(ms.Config.Hardware.Device) {
 		ref := vddk.DiskRef{VM: vm.Reference(), Snapshot: ref, DeviceKey: d.device.Key, Datacenter: c.dc.InventoryPath,
 			Backing: d.device.Backing, Capacity: d.capacity}
@@ -113,7 +116,7 @@ func (s *Source) open(ctx context.Context, c *conn, name string) (*snapshot, err
 				ref.DatastoreType = dsTypes[ds.Value]
 			}
 		}
-		rd, err := transport.Open(ctx, ref)
+		rd, err := openDisk(ctx, transports, ref)
 		if err != nil {
 			return sn, fmt.Errorf("open disk %s of %s: %w", d.key, name, err)
 		}

@@ -12,7 +12,8 @@
 // areas when there is no base, the base has no changeId, the capacity
 // changed, or vSphere refuses the base's changeId (CBT was reset): then the
 // read is a full read of the allocated areas and the job says why. Disks are
-// read through a vddk transport (HTTPS datastore ranges by default). Close
+// read through a vddk transport (SettingTransport: HTTPS datastore ranges,
+// falling back to an NFC export, by default). Close
 // removes the snapshot whatever happened, logging in again if the session
 // expired. The snapshot's Describe saves the VM's configuration (VMConfig).
 //
@@ -64,6 +65,7 @@ type Config struct {
 	Thumbprint string // SHA-1 or SHA-256 of the server certificate, hex with or without colons
 	CAFile     string // PEM bundle to verify the server with
 	Datacenter string // inventory path; empty for the only one
+	Transport  string // see SettingTransport
 }
 
 // Kind wires the plugin: sources have settings url, user, thumbprint or
@@ -77,7 +79,7 @@ func configOf(sc plugins.SourceConfig) Config {
 	return Config{
 		URL: sc.Settings[SettingURL], User: sc.Settings[SettingUser], Password: sc.Secrets[SecretPassword],
 		Thumbprint: sc.Settings[SettingThumbprint], CAFile: sc.Settings[SettingCAFile],
-		Datacenter: sc.Settings[SettingDatacenter],
+		Datacenter: sc.Settings[SettingDatacenter], Transport: sc.Settings[SettingTransport],
 	}
 }
 
@@ -114,6 +116,9 @@ func (c Config) check() (*url.URL, error) {
 		if _, err := parseThumbprint(c.Thumbprint); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkTransport(c.Transport); err != nil {
+		return nil, err
 	}
 	if c.CAFile != "" {
 		if _, err := os.Stat(c.CAFile); err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 func newSourceAddVsphereCmd(a *app) *cobra.Command {
-	var url, user, passwordFile, thumbprint, caFile, datacenter string
+	var url, user, passwordFile, thumbprint, caFile, datacenter, transport string
 	cmd := &cobra.Command{
 		Use:   "vsphere NAME --url URL --user USER --password-file FILE [--thumbprint T | --ca-file F]",
 		Short: "Add a vCenter or ESXi host",
@@ -36,7 +36,7 @@ picks one datacenter when the server has several.`,
 				return usage(err)
 			}
 			cfg := map[string]string{"url": url, "user": user}
-			for k, v := range map[string]string{"thumbprint": thumbprint, "ca-file": caFile, "datacenter": datacenter} {
+			for k, v := range map[string]string{"thumbprint": thumbprint, "ca-file": caFile, "datacenter": datacenter, "transport": transport} {
 				if v != "" {
 					cfg[k] = v
 				}
@@ -52,6 +52,7 @@ picks one datacenter when the server has several.`,
 	f.StringVar(&thumbprint, "thumbprint", "", "SHA-1 or SHA-256 thumbprint of the server certificate")
 	f.StringVar(&caFile, "ca-file", "", "PEM file of the CA that signed the server certificate (a path on the appliance)")
 	f.StringVar(&datacenter, "datacenter", "", "datacenter inventory path, when there are several")
+	f.StringVar(&transport, "transport", "", "how disks are read: auto (default: https, else nfc), https, nfc, or libvix (VDDK builds)")
 	return cmd
 }
 
