@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/cairnhq/cairn/appliance/api"
@@ -93,6 +95,18 @@ func TestFullIncrementalRestore(t *testing.T) {
 		vm := vmObject(t, s, tc.name)
 		if got := diskFile(t, s, vm, 0); !bytes.Equal(got, tc.want) {
 			t.Errorf("restored %s's disk differs from the source at its backup", tc.name)
+		}
+		var m mo.VirtualMachine
+		if err := vm.Properties(t.Context(), vm.Reference(), []string{"config"}, &m); err != nil {
+			t.Fatal(err)
+		}
+		devs := object.VirtualDeviceList(m.Config.Hardware.Device)
+		nics := devs.SelectByType((*types.VirtualVmxnet3)(nil))
+		if m.Config.Hardware.NumCPU != 1 || m.Config.Hardware.MemoryMB != 512 || m.Config.GuestId != "otherLinux64Guest" ||
+			len(devs.SelectByType((*types.ParaVirtualSCSIController)(nil))) != 1 || len(nics) != 1 ||
+			nics[0].GetVirtualDevice().Backing.(*types.VirtualEthernetCardNetworkBackingInfo).DeviceName != "VM Network" {
+			t.Errorf("restored %s: cpus %d, memory %d, guest %s, devices %v", tc.name, m.Config.Hardware.NumCPU,
+				m.Config.Hardware.MemoryMB, m.Config.GuestId, devs)
 		}
 	}
 	if got := snapshots(t, s, "web"); len(got) != 0 {
