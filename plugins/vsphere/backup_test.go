@@ -112,6 +112,11 @@ func TestFullIncrementalRestore(t *testing.T) {
 	if got := snapshots(t, s, "web"); len(got) != 0 {
 		t.Errorf("snapshots left: %v", got)
 	}
+	j, err := a.m.StartRestore(t.Context(), api.RestoreRequest{RestorePoint: inc.ID, To: "vsphere:sim",
+		Options: map[string]string{"vm-name": "web"}})
+	if j = a.wait(t, j, err); j.State != meta.JobFailed || !strings.Contains(j.Error, "a vm named web exists") || j.Progress.Done != 0 {
+		t.Errorf("restore onto an existing name: %+v; want an early failure", j)
+	}
 }
 
 func TestObjectConfigSaved(t *testing.T) {

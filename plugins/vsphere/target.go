@@ -34,8 +34,9 @@ type Target struct {
 	overwrite bool
 	spoolDir  string
 
-	mu     sync.Mutex
-	spools map[string]*writer // committed disks of a new VM, by key
+	mu      sync.Mutex
+	spools  map[string]*writer // committed disks of a new VM, by key
+	checked bool               // the new VM's name was found free
 }
 
 var _ plugins.Target = (*Target)(nil)
@@ -109,6 +110,11 @@ func (t *Target) Create(ctx context.Context, spec plugins.DiskSpec) (plugins.Wri
 			return nil, err
 		}
 	}
+	if !t.inPlace {
+		if err := t.checkName(ctx); err != nil {
+			return nil, err
+		}
+	}
 	f, err := os.CreateTemp(t.spoolDir, "cairn-vsphere-restore-")
 	if err != nil {
 		return nil, fmt.Errorf("restore disk %s: spool: %w", spec.Key, err)
@@ -119,6 +125,35 @@ func (t *Target) Create(ctx context.Context, spec plugins.DiskSpec) (plugins.Wri
 		return nil, fmt.Errorf("restore disk %s: spool: %w", spec.Key, err)
 	}
 	return &writer{t: t, key: spec.Key, capacity: spec.Capacity, f: f}, nil
+}
+
+// checkName fails early, before any data moves, when a VM already bears
+// the new VM's name; Finish checks again.
+func (t *Target) checkName(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checked {
+		return nil
+	}
+	c, err := t.cfg.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.logout(ctx)
+	if err := nameFree(ctx, c, t.name); err != nil {
+		return err
+	}
+	t.checked = true
+	return nil
+}
+
+func nameFree(ctx context.Context, c *conn, name string) error {
+	if _, err := c.finder.VirtualMachine(ctx, name); err == nil {
+		return fmt.Errorf("a vm named %s exists; choose another with %s: %w", name, OptionVMName, plugins.ErrExists)
+	} else if _, ok := errors.AsType[*find.NotFoundError](err); !ok {
+		return fmt.Errorf("look for vm %s: %w", name, err)
+	}
+	return nil
 }
 
 // inPlaceDisk finds the original VM and the flat file of its disk key.
@@ -213,10 +248,8 @@ func (t *Target) Finish(ctx context.Context) (map[string]string, error) {
 			return nil, fmt.Errorf("restore %s: disk %s was not restored", t.name, d.Key)
 		}
 	}
-	if _, err := c.finder.VirtualMachine(ctx, t.name); err == nil {
-		return nil, fmt.Errorf("a vm named %s exists; choose another with %s: %w", t.name, OptionVMName, plugins.ErrExists)
-	} else if _, ok := errors.AsType[*find.NotFoundError](err); !ok {
-		return nil, fmt.Errorf("look for vm %s: %w", t.name, err)
+	if err := nameFree(ctx, c, t.name); err != nil {
+		return nil, err
 	}
 	vm, err := createVM(ctx, c, t.vmc, t.name)
 	if err != nil {
