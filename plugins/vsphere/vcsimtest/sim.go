@@ -109,6 +109,9 @@ type Sim struct {
 	closeOnce sync.Once
 }
 
+// tmpdirMu serialises the TMPDIR switch around Model.Create.
+var tmpdirMu sync.Mutex
+
 // ErrNoMkfs is returned by Ext4Image when mkfs.ext4 is not installed.
 var ErrNoMkfs = errors.New("mkfs.ext4 not found (install e2fsprogs)")
 
@@ -150,6 +153,9 @@ func (s *Sim) start() error {
 	m.Machine = 0 // only the VMs asked for
 	m.Autostart = false
 	// The model keeps its datastores under $TMPDIR; there is no other knob.
+	// Our own Starts take turns changing it.
+	tmpdirMu.Lock()
+	defer tmpdirMu.Unlock()
 	old, had := os.LookupEnv("TMPDIR")
 	os.Setenv("TMPDIR", s.dir)
 	err := m.Create()
