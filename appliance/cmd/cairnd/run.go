@@ -27,6 +27,9 @@ type config struct {
 	data, listen, passphraseFile string
 	hosts                        []string
 	logFormat, logLevel          string
+	demo                         bool
+	demoVcsim                    string
+	demoChurn                    time.Duration
 
 	clusterListen, clusterAdvertise string
 	join, token                     string
@@ -150,6 +153,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
+	if cfg.demo {
+		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	tlsCfg, err := api.EnsureTLS(cfg.data, cfg.hosts)
 	if err != nil {
