@@ -27,8 +27,8 @@ type Tools struct {
 	TempDir string
 }
 
-func (t Tools) img() string  { return or(t.QemuImg, "qemu-img") }
-func (t Tools) nbd() string  { return or(t.QemuNBD, "qemu-nbd") }
+func (t Tools) img() string { return or(t.QemuImg, "qemu-img") }
+func (t Tools) nbd() string { return or(t.QemuNBD, "qemu-nbd") }
 func or(s, def string) string {
 	if s == "" {
 		return def
