@@ -60,11 +60,21 @@ import (
 )
 
 // Kind is the kvm plugin as the appliance wires it.
-func Kind() plugins.Kind {
-	return plugins.Kind{Name: "kvm", NewSource: newSource, NewTarget: newTarget}
+func Kind() plugins.Kind { return kind(Tools{}) }
+
+func kind(t Tools) plugins.Kind {
+	return plugins.Kind{
+		Name: "kvm",
+		NewSource: func(ctx context.Context, cfg plugins.SourceConfig) (plugins.Source, error) {
+			return newSource(ctx, cfg, t)
+		},
+		NewTarget: func(ctx context.Context, cfg plugins.TargetConfig) (plugins.Target, error) {
+			return newTarget(ctx, cfg, t)
+		},
+	}
 }
 
-func newSource(_ context.Context, cfg plugins.SourceConfig) (plugins.Source, error) {
+func newSource(_ context.Context, cfg plugins.SourceConfig, tools Tools) (plugins.Source, error) {
 	image, qmp, drive := cfg.Settings["image"], cfg.Settings["qmp"], cfg.Settings["drive"]
 	switch {
 	case image != "" && (qmp != "" || drive != ""):
@@ -76,18 +86,18 @@ func newSource(_ context.Context, cfg plugins.SourceConfig) (plugins.Source, err
 		if _, err := os.Stat(image); err != nil {
 			return nil, fmt.Errorf("image %s: %w", image, plugins.ErrNotFound)
 		}
-		return NewImage(image, Tools{}), nil
+		return NewImage(image, tools), nil
 	case qmp != "" && drive != "":
 		if !filepath.IsAbs(qmp) {
 			return nil, fmt.Errorf("QMP socket %q is not an absolute path: %w", qmp, plugins.ErrInvalid)
 		}
-		return NewVM(qmp, drive, Tools{}), nil
+		return NewVM(qmp, drive, tools), nil
 	default:
 		return nil, fmt.Errorf("a kvm source needs an image, or a QMP socket and a drive: %w", plugins.ErrInvalid)
 	}
 }
 
-func newTarget(_ context.Context, cfg plugins.TargetConfig) (plugins.Target, error) {
+func newTarget(_ context.Context, cfg plugins.TargetConfig, tools Tools) (plugins.Target, error) {
 	path := cfg.Location
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("path %q is not absolute: %w", path, plugins.ErrInvalid)
@@ -98,5 +108,5 @@ func newTarget(_ context.Context, cfg plugins.TargetConfig) (plugins.Target, err
 	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("folder %s does not exist: %w", filepath.Dir(path), plugins.ErrInvalid)
 	}
-	return NewTarget(path, cfg.Options["format"], cfg.Overwrite, Tools{})
+	return NewTarget(path, cfg.Options["format"], cfg.Overwrite, tools)
 }
