@@ -38,6 +38,7 @@ never shown again.`,
 	}
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
+		newSourceAddKVMCmd(a),
 	)
 	return cmd
 }
