@@ -230,11 +230,13 @@ func (c *Client) statusChunk(r io.Reader, cl *call, n uint32) error {
 	if n < 12 || n > maxStatusChunk || (n-4)%8 != 0 {
 		return protocolf("block status chunk of %d bytes", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Read the extents one at a time: a server's claimed length never
+	// decides how much memory is allocated at once.
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:4]); err != nil {
 		return fmt.Errorf("nbd: read block status: %w", err)
 	}
-	id := binary.BigEndian.Uint32(b)
+	id := binary.BigEndian.Uint32(b[:4])
 	known := false
 	for _, v := range c.s.contexts {
 		known = known || v == id
@@ -242,20 +244,24 @@ func (c *Client) statusChunk(r io.Reader, cl *call, n uint32) error {
 	if !known {
 		return protocolf("block status for context ID %d, which was not selected", id)
 	}
-	if id != cl.ctxID {
-		return nil // another selected context's answer to the same request
-	}
-	if cl.gotStatus {
+	mine := id == cl.ctxID
+	if mine && cl.gotStatus {
 		return protocolf("block status for context ID %d sent twice", id)
 	}
-	cl.gotStatus = true
+	cl.gotStatus = cl.gotStatus || mine
 	off, end := cl.off, cl.off+int64(cl.length)
-	for i := 4; i < len(b) && off < end; i += 8 {
-		l := int64(binary.BigEndian.Uint32(b[i:]))
+	for i := uint32(4); i < n; i += 8 {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return fmt.Errorf("nbd: read block status: %w", err)
+		}
+		l := int64(binary.BigEndian.Uint32(b[:]))
 		if l == 0 {
 			return protocolf("block status extent of length 0 at %d", off)
 		}
-		e := Extent{Offset: off, Length: min(l, end-off), Flags: binary.BigEndian.Uint32(b[i+4:])}
+		if !mine || off >= end {
+			continue // another context's answer, or past the request
+		}
+		e := Extent{Offset: off, Length: min(l, end-off), Flags: binary.BigEndian.Uint32(b[4:])}
 		if k := len(cl.extents); k > 0 && cl.extents[k-1].Flags == e.Flags {
 			cl.extents[k-1].Length += e.Length
 		} else {
