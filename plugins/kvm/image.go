@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/plugins"
@@ -128,6 +129,7 @@ func (s *ImageSource) Open(ctx context.Context, object string, opts plugins.Open
 type imageSnapshot struct {
 	src    *ImageSource
 	disk   *disk
+	mu     sync.Mutex // serializes Close
 	closed bool
 	err    error
 }
@@ -143,6 +145,8 @@ func (sn *imageSnapshot) Consistency() string { return "none" }
 // every read succeeded it keeps the new bitmap and the base's, and removes
 // the plugin's other bitmaps; otherwise it removes the new bitmap.
 func (sn *imageSnapshot) Close(ctx context.Context) error {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
 	if sn.closed {
 		return sn.err
 	}

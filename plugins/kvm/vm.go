@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/plugins"
@@ -90,6 +91,7 @@ type vmSnapshot struct {
 	export  bool     // the export exists
 	disk    *disk
 	bitmaps map[string]bitmap
+	mu      sync.Mutex // serializes Close
 	closed  bool
 	err     error
 }
@@ -216,6 +218,8 @@ func (sn *vmSnapshot) Consistency() string { return "crash-consistent" }
 
 // Close tears the export down and rotates bitmaps as the package doc says.
 func (sn *vmSnapshot) Close(ctx context.Context) error {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
 	if sn.closed {
 		return sn.err
 	}
