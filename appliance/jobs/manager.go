@@ -41,7 +41,7 @@ type Catalog interface {
 	PutJob(ctx context.Context, j meta.Job) error
 	Job(ctx context.Context, id string) (meta.Job, error)
 	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
-	InterruptRunning(ctx context.Context, now time.Time) ([]meta.Job, error)
+	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
 }
 
 // Keys hands out tenants' chunk keys.
@@ -71,6 +71,13 @@ type Options struct {
 	// Secrets seals sources' credentials; without it, a source with secrets
 	// is refused.
 	Secrets Secrets
+	// Quarantine is told of a chunk a restore or verify proved corrupt;
+	// the default deletes it from the store, so the next backup of its
+	// data stores it again.
+	Quarantine func(ctx context.Context, id chunk.ID)
+	// Node is the ID of the cluster member this manager runs on: its jobs
+	// carry it, and at start only its own unfinished jobs are interrupted.
+	Node string
 }
 
 // DefaultTenant owns sources created without a tenant.
@@ -83,6 +90,7 @@ type Manager struct {
 	store   Store
 	kinds   map[string]plugins.Kind // by name
 	secrets Secrets
+	node    string
 	backup  *backup.Engine
 	restore *restore.Engine
 	now     func() time.Time
@@ -111,7 +119,7 @@ var _ api.Service = (*Manager)(nil)
 // interrupted.
 // kinds are the plugins the appliance offers, wired explicitly by the daemon.
 func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets,
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
 	for _, k := range kinds {
@@ -124,7 +132,11 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []p
 		m.backup = &backup.Engine{Store: store}
 	}
 	if m.restore == nil {
-		m.restore = &restore.Engine{Store: store, Quarantine: m.quarantine}
+		q := opts.Quarantine
+		if q == nil {
+			q = m.quarantine
+		}
+		m.restore = &restore.Engine{Store: store, Quarantine: q}
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -135,7 +147,7 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []p
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	stale, err := catalog.InterruptRunning(ctx, m.now())
+	stale, err := catalog.InterruptRunning(ctx, m.node, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("mark interrupted jobs: %w", err)
 	}
@@ -168,6 +180,7 @@ func (m *Manager) Close() {
 // that failed the job, if any; it may edit the job through the live record.
 func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx context.Context, l *live) error) (meta.Job, error) {
 	j.ID = meta.NewID("job", m.now(), m.rand)
+	j.Node = m.node
 	j.State = meta.JobRunning
 	j.Created = m.now()
 	j.Started = j.Created

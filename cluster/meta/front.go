@@ -192,10 +192,10 @@ func (c *catalog) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	return out, nil
 }
 
-// InterruptRunning marks every queued or running job interrupted, finished
+// InterruptRunning marks node's queued or running jobs interrupted, finished
 // at now, and returns them newest first; see Local.InterruptRunning.
-func (c *catalog) InterruptRunning(ctx context.Context, now time.Time) ([]Job, error) {
-	res, err := c.apply(ctx, InterruptRunningCommand, interruptBody{Now: now})
+func (c *catalog) InterruptRunning(ctx context.Context, node string, now time.Time) ([]Job, error) {
+	res, err := c.apply(ctx, InterruptRunningCommand, interruptBody{Now: now, Node: node})
 	if err != nil {
 		return nil, fmt.Errorf("interrupt running jobs: %w", err)
 	}

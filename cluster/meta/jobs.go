@@ -132,7 +132,7 @@ func (l *Local) Jobs(ctx context.Context, f JobFilter) ([]Job, error) {
 // at now, with an error saying why, and returns them newest first. A daemon
 // calls it as it starts: whatever those jobs were doing died with the
 // previous process.
-func (l *Local) InterruptRunning(ctx context.Context, now time.Time) ([]Job, error) {
+func (l *Local) InterruptRunning(ctx context.Context, node string, now time.Time) ([]Job, error) {
 	var out []Job
 	err := l.update(ctx, func(tx *bolt.Tx) error {
 		jobs, err := activeJobs(tx)
@@ -140,6 +140,9 @@ func (l *Local) InterruptRunning(ctx context.Context, now time.Time) ([]Job, err
 			return err
 		}
 		for _, j := range jobs {
+			if !j.runsOn(node) {
+				continue
+			}
 			j = interrupted(j, now)
 			if err := putJob(tx, j); err != nil {
 				return fmt.Errorf("job %s: %w", j.ID, err)
@@ -154,6 +157,10 @@ func (l *Local) InterruptRunning(ctx context.Context, now time.Time) ([]Job, err
 	slices.SortFunc(out, compareJobs)
 	return out, nil
 }
+
+// runsOn reports whether node runs j: a job recorded without a node belongs
+// to whichever node restarts first.
+func (j Job) runsOn(node string) bool { return j.Node == "" || j.Node == node }
 
 // interrupted returns j as a queued or running job whose node stopped.
 func interrupted(j Job, now time.Time) Job {

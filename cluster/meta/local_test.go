@@ -95,7 +95,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if got, err := l.Job(ctx, "job-1"); err != nil || !reflect.DeepEqual(got, job) {
 		t.Errorf("job after reopen = %+v, %v", got, err)
 	}
-	if got, err := l.InterruptRunning(ctx, t0.Add(time.Hour)); err != nil || len(got) != 1 {
+	if got, err := l.InterruptRunning(ctx, "n1", t0.Add(time.Hour)); err != nil || len(got) != 1 {
 		t.Errorf("running jobs after reopen = %+v, %v; want job-1", got, err)
 	}
 	if got, err := l.Keys(ctx); err != nil || !reflect.DeepEqual(got, []WrappedKey{key}) {

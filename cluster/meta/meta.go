@@ -118,12 +118,15 @@ const (
 
 // Job is a unit of long work and its outcome.
 type Job struct {
-	ID       string    `json:"id"`
-	Kind     string    `json:"kind"`
-	State    string    `json:"state"`
-	Source   string    `json:"source,omitempty"`
-	Object   string    `json:"object,omitempty"`
-	Target   string    `json:"target,omitempty"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	Source string `json:"source,omitempty"`
+	Object string `json:"object,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Node is the ID of the cluster member that runs the job; empty for a
+	// job recorded before the appliance was a cluster.
+	Node     string    `json:"node,omitempty"`
 	Created  time.Time `json:"created"`
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`

@@ -2,16 +2,25 @@ package meta
 
 import (
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
 
 // raftFSM adapts FSM to hashicorp/raft. A panic in Apply (ErrBadCommand)
 // stops the node, on purpose: see FSM.
-type raftFSM struct{ fsm *FSM }
+type raftFSM struct {
+	fsm *FSM
+	// applied is the index of the last entry Apply finished. raft's own
+	// AppliedIndex moves when entries are handed to the FSM, before they
+	// are applied, so it cannot tell when a read will see a write.
+	applied *atomic.Uint64
+}
 
 func (r raftFSM) Apply(l *raft.Log) any {
-	return r.fsm.Apply(l.Data)
+	res := r.fsm.Apply(l.Data)
+	r.applied.Store(l.Index)
+	return res
 }
 
 func (r raftFSM) Snapshot() (raft.FSMSnapshot, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,15 +17,20 @@ import (
 
 // Replicated is the catalog of a cluster: writes go through the Raft log
 // and are applied by every member's FSM; reads come from this member's FSM.
-// It keeps the package contract on the leader. A write on a follower fails
-// with raft.ErrNotLeader (forwarding is the node's job), and a follower's
-// reads may lag the leader's. After Close every method returns ErrClosed.
+// It keeps the package contract on every member when a Forwarder sends
+// followers' writes to the leader: a write returns once this member has
+// applied it, so a read after a write through the same member sees it.
+// Without a Forwarder a write on a follower fails with ErrNotLeader. Reads
+// on a follower may lag the leader's. After Close every method returns
+// ErrClosed.
 type Replicated struct {
 	catalog
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
 	transport raft.Transport
 	timeout   time.Duration
+	forward   Forwarder
+	applied   atomic.Uint64 // see raftFSM
 
 	mu     sync.Mutex
 	closed bool
@@ -57,6 +63,9 @@ type ReplicatedOptions struct {
 	Config *raft.Config
 	// Log receives Raft's log; default io.Discard.
 	Log io.Writer
+	// Forward, if set, sends a follower's writes to the leader; without it
+	// a write on a follower fails with ErrNotLeader.
+	Forward Forwarder
 }
 
 // OpenReplicated opens the member whose Raft state lives in dir (mode 0700),
@@ -73,7 +82,7 @@ func OpenReplicated(dir string, opts ReplicatedOptions) (_ *Replicated, err erro
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open replicated catalog: %w", err)
 	}
-	r := &Replicated{timeout: opts.ApplyTimeout, transport: opts.Transport}
+	r := &Replicated{timeout: opts.ApplyTimeout, transport: opts.Transport, forward: opts.Forward}
 	if r.timeout <= 0 {
 		r.timeout = 10 * time.Second
 	}
@@ -123,7 +132,7 @@ func OpenReplicated(dir string, opts ReplicatedOptions) (_ *Replicated, err erro
 		}
 	}
 	fsm := NewFSM()
-	if r.raft, err = raft.NewRaft(cfg, raftFSM{fsm}, r.store, r.store, snaps, r.transport); err != nil {
+	if r.raft, err = raft.NewRaft(cfg, raftFSM{fsm: fsm, applied: &r.applied}, r.store, r.store, snaps, r.transport); err != nil {
 		return nil, fmt.Errorf("open replicated catalog %s: %w", dir, err)
 	}
 	r.catalog = catalog{fsm: fsm, propose: r.propose, closed: r.isClosed}
@@ -168,28 +177,45 @@ func (r *Replicated) WaitLeader(ctx context.Context) (string, error) {
 	}
 }
 
-// propose appends cmd to the log and waits until this member applied it.
-// If ctx ends first the command may still be applied later.
+// propose appends cmd to the log and waits until this member applied it; a
+// follower forwards it to the leader and waits until it has applied the
+// leader's entry itself. If ctx ends first the command may still be applied.
 func (r *Replicated) propose(ctx context.Context, cmd []byte) (Result, error) {
-	f := r.raft.Apply(cmd, r.timeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }()
-	select {
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	case err := <-done:
-		if errors.Is(err, raft.ErrRaftShutdown) {
-			return Result{}, ErrClosed
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	for {
+		if r.IsLeader() || r.forward == nil {
+			res, _, err := r.applyHere(ctx, cmd)
+			if errors.Is(err, ErrNotLeader) && r.forward != nil {
+				continue // lost the lead on the way: forward to the next leader
+			}
+			return res, err
+		}
+		addr, _ := r.raft.LeaderWithID()
+		if addr == "" {
+			if _, err := r.WaitLeader(ctx); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		res, index, err := r.forward(ctx, string(addr), cmd)
+		if errors.Is(err, ErrNotLeader) {
+			// Leadership moved between our look and the leader's; ask again.
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("propose: %w", err)
+			return Result{}, fmt.Errorf("forward to the leader at %s: %w", addr, err)
 		}
+		if err := r.waitApplied(ctx, index); err != nil {
+			return Result{}, err
+		}
+		return res, nil
 	}
-	res, ok := f.Response().(Result)
-	if !ok {
-		return Result{}, fmt.Errorf("propose: unexpected response %T", f.Response())
-	}
-	return res, nil
 }
 
 func (r *Replicated) isClosed() bool {
@@ -233,4 +259,65 @@ func (r *Replicated) release() error {
 		errs = append(errs, r.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// AddVoter adds a member to the Raft configuration, or updates its
+// address; only the leader can.
+func (r *Replicated) AddVoter(ctx context.Context, id, addr string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("add %s to the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// AddNonvoter adds a member that receives the log but does not vote, as a
+// joining node does until it has caught up; only the leader can.
+func (r *Replicated) AddNonvoter(ctx context.Context, id, addr string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("add %s to the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a member from the Raft configuration; only the
+// leader can.
+func (r *Replicated) RemoveServer(ctx context.Context, id string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.RemoveServer(raft.ServerID(id), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("remove %s from the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	Address string
+	Voter   bool
+}
+
+// Servers returns the Raft configuration by member ID.
+func (r *Replicated) Servers() (map[string]Server, error) {
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	out := map[string]Server{}
+	for _, s := range f.Configuration().Servers {
+		out[string(s.ID)] = Server{Address: string(s.Address), Voter: s.Suffrage == raft.Voter}
+	}
+	return out, nil
+}
+
+// LeaderAddr returns the Raft address of the leader this member knows, or "".
+func (r *Replicated) LeaderAddr() string {
+	addr, _ := r.raft.LeaderWithID()
+	return string(addr)
 }

@@ -151,8 +151,8 @@ func TestReplicatedThreeMembers(t *testing.T) {
 		if id == leader {
 			continue
 		}
-		if err := addSource(r, "on-follower"); !errors.Is(err, raft.ErrNotLeader) {
-			t.Errorf("write on follower %s = %v, want raft.ErrNotLeader", id, err)
+		if err := addSource(r, "on-follower"); !errors.Is(err, meta.ErrNotLeader) {
+			t.Errorf("write on follower %s = %v, want ErrNotLeader", id, err)
 		}
 		pollSource(t, r, "first")
 	}
@@ -230,4 +230,78 @@ func pollSnapshot(t *testing.T, dir string, n uint64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("no snapshot of %d commands in %s within the deadline", n, dir)
+}
+
+// TestReplicatedForwarding holds a follower's writes to the package
+// contract: they reach the leader through the Forwarder (here a JSON round
+// trip, as over the network), are readable on the follower as soon as the
+// write returns, and the leader's refusals keep their kind.
+func TestReplicatedForwarding(t *testing.T) {
+	ctx := context.Background()
+	ids := []string{"n1", "n2", "n3"}
+	trans := map[string]*raft.InmemTransport{}
+	for _, id := range ids {
+		_, trans[id] = raft.NewInmemTransport(raft.ServerAddress(id))
+	}
+	for _, a := range ids {
+		for _, b := range ids {
+			if a != b {
+				trans[a].Connect(raft.ServerAddress(b), trans[b])
+			}
+		}
+	}
+	members := map[string]*meta.Replicated{}
+	forward := func(ctx context.Context, addr string, cmd []byte) (meta.Result, uint64, error) {
+		if err := meta.CheckCommand(cmd); err != nil {
+			t.Errorf("forwarded a command the leader would refuse: %v", err)
+		}
+		res, index, err := members[addr].ApplyCommand(ctx, cmd)
+		b, _ := json.Marshal(meta.EncodeResult(res, index, err))
+		w, perr := meta.ParseWireResult(b)
+		if perr != nil {
+			return meta.Result{}, 0, perr
+		}
+		if w.Kind == "not_leader" {
+			return meta.Result{}, 0, meta.ErrNotLeader
+		}
+		res, index = w.Decode()
+		return res, index, nil
+	}
+	for _, id := range ids {
+		var peers []meta.Peer
+		for _, p := range ids {
+			if p != id {
+				peers = append(peers, meta.Peer{ID: p, Address: p})
+			}
+		}
+		members[id] = openReplicated(t, filepath.Join(t.TempDir(), id), meta.ReplicatedOptions{
+			ID: id, Transport: trans[id], Bootstrap: true, Peers: peers, Forward: forward,
+		})
+	}
+	leader := pollLeader(t, members)
+	for id, r := range members {
+		if id == leader {
+			continue
+		}
+		name := "from-" + id
+		if err := r.AddSource(ctx, meta.Source{Name: name, Kind: "file", Tenant: "acme"}); err != nil {
+			t.Fatalf("write through follower %s: %v", id, err)
+		}
+		if _, err := r.Source(ctx, name); err != nil {
+			t.Fatalf("follower %s cannot read its own write at once: %v", id, err)
+		}
+		err := r.AddSource(ctx, meta.Source{Name: name, Kind: "file", Tenant: "acme"})
+		if !errors.Is(err, meta.ErrExists) {
+			t.Fatalf("duplicate through follower %s: %v, want ErrExists", id, err)
+		}
+	}
+	if err := meta.CheckCommand([]byte{byte(meta.AddSourceCommand), 1, '{'}); !errors.Is(err, meta.ErrInvalid) {
+		t.Fatalf("a body that does not decode: %v, want ErrInvalid", err)
+	}
+	if err := meta.CheckCommand([]byte{77}); !errors.Is(err, meta.ErrInvalid) {
+		t.Fatalf("an unknown type: %v, want ErrInvalid", err)
+	}
+	if err := meta.CheckCommand([]byte{77 | byte(meta.IgnoreUnknown)}); err != nil {
+		t.Fatalf("an unknown optional type: %v, want nil", err)
+	}
 }

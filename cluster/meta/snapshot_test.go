@@ -83,7 +83,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := got.removeSource("nas"); !errors.Is(err, ErrConflict) {
 		t.Errorf("remove source with restore points after restore = %v", err)
 	}
-	if jobs := got.interrupt(t0); len(jobs) != 1 || jobs[0].ID != "job-q" {
+	if jobs := got.interrupt("", t0); len(jobs) != 1 || jobs[0].ID != "job-q" {
 		t.Errorf("active jobs after restore = %+v; want job-q", jobs)
 	}
 }

@@ -77,7 +77,7 @@ func testPutJobReplaces(t *testing.T, open Opener) {
 			t.Fatalf("step %d: Jobs = %+v, %v; want just %+v", i, list, err, j)
 		}
 	}
-	if got, err := l.InterruptRunning(ctx, t0.Add(time.Hour)); err != nil || len(got) != 0 {
+	if got, err := l.InterruptRunning(ctx, "n1", t0.Add(time.Hour)); err != nil || len(got) != 0 {
 		t.Errorf("a succeeded job was interrupted: %+v, %v", got, err)
 	}
 }
@@ -146,13 +146,16 @@ func testInterruptRunning(t *testing.T, open Opener) {
 	queued := testJob("j-queue", m(3), meta.JobQueued)
 	done := testJob("j-done", m(0), meta.JobSucceeded)
 	done.Finished = m(1)
-	for _, j := range []meta.Job{running, queued, done} {
+	elsewhere := testJob("j-other", m(4), meta.JobRunning)
+	elsewhere.Node = "n2"
+	queued.Node = "n1"
+	for _, j := range []meta.Job{running, queued, done, elsewhere} {
 		if err := l.PutJob(ctx, j); err != nil {
 			t.Fatal(err)
 		}
 	}
 	now := m(60)
-	got, err := l.InterruptRunning(ctx, now)
+	got, err := l.InterruptRunning(ctx, "n1", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,15 +167,15 @@ func testInterruptRunning(t *testing.T, open Opener) {
 	if want := []meta.Job{wantQueue, wantRun}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("InterruptRunning = %+v\nwant %+v", got, want)
 	}
-	for _, want := range []meta.Job{wantRun, wantQueue, done} {
+	for _, want := range []meta.Job{wantRun, wantQueue, done, elsewhere} {
 		if stored, err := l.Job(ctx, want.ID); err != nil || !reflect.DeepEqual(stored, want) {
 			t.Errorf("stored %s = %+v, %v\nwant %+v", want.ID, stored, err, want)
 		}
-		if stored, _ := l.Job(ctx, want.ID); !stored.Done() {
-			t.Errorf("%s is not done after InterruptRunning", want.ID)
+		if stored, _ := l.Job(ctx, want.ID); stored.Done() == (want.ID == elsewhere.ID) {
+			t.Errorf("%s: done = %v after interrupting node n1's jobs", want.ID, stored.Done())
 		}
 	}
-	if again, err := l.InterruptRunning(ctx, m(61)); err != nil || len(again) != 0 {
+	if again, err := l.InterruptRunning(ctx, "n1", m(61)); err != nil || len(again) != 0 {
 		t.Errorf("second InterruptRunning = %+v, %v; want nothing", again, err)
 	}
 }

@@ -31,7 +31,7 @@ type Catalog interface {
 	PutJob(ctx context.Context, j meta.Job) error
 	Job(ctx context.Context, id string) (meta.Job, error)
 	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
-	InterruptRunning(ctx context.Context, now time.Time) ([]meta.Job, error)
+	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
 
 	PutKey(ctx context.Context, k meta.WrappedKey) error
 	Keys(ctx context.Context) ([]meta.WrappedKey, error)
