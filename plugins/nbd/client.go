@@ -55,16 +55,11 @@ func Dial(ctx context.Context, network, addr string, opts Options) (*Client, err
 	if err != nil {
 		return nil, fmt.Errorf("nbd: dial %s: %w", addr, err)
 	}
-	c, err := NewClient(ctx, conn, opts)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return c, nil
+	return NewClient(ctx, conn, opts)
 }
 
 // NewClient negotiates opts on conn and starts the transmission phase. The
-// client owns conn from then on.
+// client owns conn from then on, and closes it if the handshake fails.
 func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -76,9 +71,11 @@ func NewClient(ctx context.Context, conn net.Conn, opts Options) (*Client, error
 		io.Writer
 	}{br, conn}, opts)
 	if !stop() || ctx.Err() != nil {
+		conn.Close()
 		return nil, fmt.Errorf("nbd: handshake: %w", context.Cause(ctx))
 	}
 	if err != nil {
+		conn.Close()
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
