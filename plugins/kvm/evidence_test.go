@@ -430,6 +430,7 @@ func TestImageNBDServerDiesMidRead(t *testing.T) {
 	if j.State != meta.JobFailed || !strings.Contains(j.Error, "read") {
 		t.Fatalf("backup whose NBD server died: %s, error %q; want a failed job naming the read", j.State, j.Error)
 	}
+	t.Logf("job error: %s; messages: %q", j.Error, j.Messages)
 	if n := a.points(t); n != 1 {
 		t.Fatalf("%d restore points; the failed backup must add none", n)
 	}
@@ -456,6 +457,7 @@ func TestImageBitmapCreationFails(t *testing.T) {
 	if j.State != meta.JobFailed || !strings.Contains(j.Error, "create dirty bitmap") {
 		t.Fatalf("backup of a qcow2 v2 image: %s, error %q; want a failed job about the bitmap", j.State, j.Error)
 	}
+	t.Logf("job error: %s", j.Error)
 	if n := a.points(t); n != 0 {
 		t.Fatalf("%d restore points after a failed backup", n)
 	}

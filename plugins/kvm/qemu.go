@@ -207,8 +207,11 @@ func (s *server) stop() error {
 	var err error
 	select {
 	case <-s.exited:
-		if code := s.cmd.ProcessState.ExitCode(); code != 0 {
-			err = fmt.Errorf("qemu-nbd exited early (status %d): %s", code, s.stderr.String())
+		if st := s.cmd.ProcessState; !st.Success() {
+			err = fmt.Errorf("qemu-nbd exited early (%s)", st)
+			if msg := s.stderr.String(); msg != "" {
+				err = fmt.Errorf("%w: %s", err, msg)
+			}
 		}
 	default:
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
