@@ -172,8 +172,11 @@ func startVM(t testing.TB, img string) *vmProc {
 			<-exited
 		}
 	})
+	// The socket file exists a moment before QEMU listens on it: wait until
+	// a QMP session works.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		if q, err := dialQMP(context.Background(), sock); err == nil {
+			q.close()
 			break
 		}
 		select {

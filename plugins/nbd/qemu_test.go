@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,9 @@ func serve(t *testing.T, path string, args ...string) (sock string, proc *os.Pro
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file exists a moment before qemu-nbd listens on it.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			return sock, cmd.Process
 		}
 		select {

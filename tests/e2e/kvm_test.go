@@ -147,7 +147,9 @@ func TestKVMRunningVM(t *testing.T) {
 	}
 	t.Cleanup(stop)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file exists a moment before QEMU listens on it.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
 		if time.Now().After(deadline) {
