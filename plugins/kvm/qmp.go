@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -75,8 +76,7 @@ func parseQMP(line []byte) (*qmpMessage, error) {
 
 // dialQMP connects, reads the greeting and leaves capabilities negotiation.
 func dialQMP(ctx context.Context, path string) (*qmp, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
+	conn, err := dialBusy(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("connect to QMP socket %s: %w", path, err)
 	}
@@ -99,6 +99,26 @@ func dialQMP(ctx context.Context, path string) (*qmp, error) {
 		return nil, fmt.Errorf("QMP socket %s: %w", path, err)
 	}
 	return q, nil
+}
+
+// dialBusy connects to a Unix socket, retrying for a few seconds while it
+// refuses: QEMU serves one QMP client at a time and keeps others waiting in
+// a short backlog, so another tool's brief session refuses ours.
+func dialBusy(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		conn, err := d.DialContext(ctx, "unix", path)
+		if err == nil || time.Now().After(deadline) ||
+			!(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EAGAIN)) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (q *qmp) close() error { return q.conn.Close() }
