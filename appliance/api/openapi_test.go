@@ -134,6 +134,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Disk":             meta.Disk{},
 		"VerifyState":      meta.VerifyState{},
 		"JoinToken":        JoinToken{},
+		"GCRequest":        GCRequest{},
+		"GCResult":         meta.GCResult{},
+		"Deleted":          deleted{},
 		"ClusterStatus":    member.Status{},
 		"NodeStatus":       member.NodeStatus{},
 	}

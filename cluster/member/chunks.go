@@ -159,6 +159,9 @@ func (h chunkHealer) Heal(ctx context.Context, ms meta.Membership) (HealReport, 
 	if p.Copied.Load() > 0 || p.Deleted.Load() > 0 {
 		m.log.Info("healing round", "copied", p.Copied.Load(), "deleted", p.Deleted.Load(), "failed", p.Failed.Load())
 	}
+	if p.UnderReplicated.Load() == 0 && len(errs) == 0 {
+		return rep, nil // nothing was short: no need to look again
+	}
 	left := new(replica.Progress)
 	if err := st.Scan(ctx, left, nil); err != nil {
 		errs = append(errs, err)

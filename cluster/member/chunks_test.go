@@ -2,6 +2,7 @@ package member
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -25,6 +26,94 @@ func holders(t *testing.T, ids []chunk.ID, stores ...store.Store) map[int]int {
 		count[n]++
 	}
 	return count
+}
+
+// threeMembers starts a cluster of three members over memory stores.
+func threeMembers(t *testing.T) ([]*Member, []*store.Memory) {
+	t.Helper()
+	ctx := context.Background()
+	base := t.TempDir()
+	stores := []*store.Memory{store.NewMemory(store.Options{}), store.NewMemory(store.Options{}), store.NewMemory(store.Options{})}
+	var ms []*Member
+	for i := range 3 {
+		cfg := Config{Dir: filepath.Join(base, fmt.Sprint(i)), Listen: "127.0.0.1:0", Store: stores[i], Raft: fastRaft(),
+			Probe: 100e6, DeadAfter: 800e6, HealEvery: 200e6}
+		if i > 0 {
+			tok, _, err := ms[0].IssueJoinToken(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Join, cfg.Token = ms[0].Address(), tok
+		}
+		m, err := Start(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		m.SetSecret(make([]byte, 32))
+		if err := m.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	poll(t, "every member maps three nodes", func() bool {
+		for _, m := range ms {
+			if len(m.chunks.store.Map().Nodes) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	return ms, stores
+}
+
+func putChunks(t *testing.T, m *Member, n int, tag string) []chunk.ID {
+	t.Helper()
+	key, err := chunk.NewKey(chunk.KeyID{1}, make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []chunk.ID
+	for i := range n {
+		plain := []byte(fmt.Sprintf("%s chunk %d", tag, i))
+		id := key.Sum(plain)
+		sealed, err := key.Seal(nil, id, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Chunks().Put(context.Background(), id, sealed); err != nil {
+			t.Fatalf("put through %s: %v", m.ID(), err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestRemoveDrainsFirst: a removed member's chunks move to the others
+// before it leaves the membership and Raft, and nothing is lost.
+func TestRemoveDrainsFirst(t *testing.T) {
+	ctx := context.Background()
+	ms, stores := threeMembers(t)
+	ids := putChunks(t, ms[0], 50, "drain")
+	gone := ms[2]
+	if err := ms[1].Remove(ctx, gone.ID()); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the drained member leaves", func() bool {
+		st := statusOf(t, ms[0])
+		servers, err := ms[0].Catalog().Servers()
+		_, inRaft := servers[gone.ID()]
+		return len(st.Nodes) == 2 && err == nil && !inRaft
+	})
+	if got := holders(t, ids, stores[0], stores[1]); got[2] != len(ids) {
+		t.Fatalf("copies per chunk on the remaining two: %v, want all %d on both", got, len(ids))
+	}
+	if got := holders(t, ids, stores[2]); got[0] != len(ids) {
+		t.Fatalf("the drained member still holds chunks: %v", got)
+	}
+	if err := ms[0].Remove(ctx, "node-nobody"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("remove an unknown node: %v, want ErrNotFound", err)
+	}
 }
 
 // TestChunksSurviveAMember: chunks written through any member land on

@@ -186,6 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 	m.routes.Handle("POST /cairn/meta/v1/apply", m.membersOnly(http.HandlerFunc(m.handleApply)))
 	m.routes.Handle("GET /cairn/member/v1/health", m.membersOnly(http.HandlerFunc(m.handleHealth)))
 	m.routes.Handle("GET /cairn/member/v1/status", m.membersOnly(http.HandlerFunc(m.handleStatus)))
+	m.routes.Handle("POST /cairn/member/v1/gc/sweep", m.membersOnly(http.HandlerFunc(m.handleSweep)))
 	m.http = &http.Server{Handler: m.routes, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 
@@ -217,6 +218,7 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 		m.healer = chunkHealer{m}
 		srv := peer.NewServer(cfg.Store, peer.ServerOptions{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)})
 		m.Handle("/cairn/v1/", srv)
+		m.http.HTTP2 = srv.HTTP2() // large windows for chunk transfers
 	}
 	// Serve only now: every handler reads the catalog.
 	go m.http.Serve(httpListener{m.mux})

@@ -25,6 +25,10 @@ var (
 	ErrRefused     = errors.New("peer refused the request")
 )
 
+// errBusy is a peer refusing a put for want of memory for it; the client
+// retries.
+var errBusy = fmt.Errorf("%w: busy", ErrUnavailable)
+
 // Client defaults.
 const (
 	DefaultTimeout    = 30 * time.Second
@@ -69,6 +73,9 @@ type Client struct {
 	hc         *http.Client
 	tr         *http.Transport
 	closed     atomic.Bool
+	// Body bytes sent and received, for measuring network cost per
+	// logical byte.
+	sent, received atomic.Int64
 }
 
 var _ store.Store = (*Client)(nil)
@@ -108,9 +115,12 @@ func NewClient(nodeID, addr string, cfg *tls.Config, opts ClientOptions) (*Clien
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     5 * time.Minute,
+		// A stream whose reader stalls (a Walk whose caller is busy) holds
+		// its window's worth of the connection's; with the connection's
+		// window many streams wide, the other requests keep flowing.
 		HTTP2: &http.HTTP2Config{
 			MaxReceiveBufferPerConnection: 64 << 20,
-			MaxReceiveBufferPerStream:     16 << 20,
+			MaxReceiveBufferPerStream:     4 << 20,
 			SendPingTimeout:               15 * time.Second,
 			PingTimeout:                   10 * time.Second,
 		},
@@ -124,6 +134,12 @@ func NewClient(nodeID, addr string, cfg *tls.Config, opts ClientOptions) (*Clien
 
 // Node returns the ID of the node the client talks to.
 func (c *Client) Node() string { return c.node }
+
+// Traffic returns the request and reply body bytes this client has sent
+// and received (TLS and HTTP/2 framing not counted).
+func (c *Client) Traffic() (sent, received int64) {
+	return c.sent.Load(), c.received.Load()
+}
 
 // Close drops the client's connections; later calls return store.ErrClosed.
 func (c *Client) Close() error {
@@ -164,6 +180,7 @@ func (c *Client) call(parent context.Context, method, path string, body []byte, 
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
+		c.sent.Add(int64(len(body)))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
@@ -189,7 +206,8 @@ func (c *Client) call(parent context.Context, method, path string, body []byte, 
 	}
 	defer cancel()
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readAll(io.LimitReader(resp.Body, limit+1), resp.ContentLength, limit)
+	c.received.Add(int64(len(b)))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: read reply: %v", ErrUnavailable, err)
 	}
@@ -211,6 +229,8 @@ func statusError(code int, text string) error {
 		kind = ErrRefused
 	case http.StatusForbidden:
 		kind = ErrRefused
+	case http.StatusTooManyRequests:
+		kind = errBusy
 	default:
 		kind = ErrUnavailable
 	}
@@ -322,7 +342,24 @@ func (c *Client) putPart(ctx context.Context, ids []chunk.ID, sealed [][]byte, s
 	for i, id := range ids {
 		body = appendPut(body, id, sealed[i])
 	}
-	b, _, _, err := c.call(ctx, http.MethodPost, "put", body, false, int64(len(ids)))
+	// A busy peer (its memory for puts taken) is asked again after a pause,
+	// for up to Timeout.
+	var b []byte
+	var err error
+	deadline := time.Now().Add(c.opts.Timeout)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		b, _, _, err = c.call(ctx, http.MethodPost, "put", body, false, int64(len(ids)))
+		if !errors.Is(err, errBusy) || time.Now().Add(pause).After(deadline) {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return err
 	}

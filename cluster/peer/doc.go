@@ -32,7 +32,11 @@
 //     Put whose framing is malformed, whose chunk fails chunk.Check (a
 //     damaged outer CRC, a bad header), or whose ID is the zero ID is
 //     refused whole, and nothing of it is stored. It bounds the bytes and
-//     IDs per request and the requests it serves at once; more waits.
+//     IDs per request and the requests it serves at once (more wait, with
+//     their bodies read, since HTTP/2 returns a connection's flow-control
+//     window only as bodies are read). It bounds the bytes of puts it holds
+//     at once too; a put past that is refused as busy (429), and the client
+//     retries it.
 //   - The Client checks every chunk it receives with chunk.Check and
 //     returns chunk.ErrCorrupt for a damaged one, so a reader can fail over
 //     to another replica. Nobody on this path holds keys: the caller
@@ -66,5 +70,5 @@
 // a stream ends with kind 0 (zero ID, empty payload), so a cut connection is
 // never mistaken for the end. Errors outside a stream are HTTP statuses
 // with a text body: 400 malformed, 404 not found, 413 too large, 422
-// corrupt, 503 unavailable.
+// corrupt, 429 busy (retry), 503 unavailable.
 package peer

@@ -68,6 +68,9 @@ func FuzzDecodePut(f *testing.F) {
 	f.Add(body, 1)
 	f.Add(append(ids[0][:], 0xff, 0xff, 0xff, 0xff), 4)
 	f.Fuzz(func(t *testing.T, b []byte, max int) {
+		if max < 0 {
+			return // the server's limits are positive
+		}
 		got, sealed, err := decodePut(b, max)
 		if err != nil {
 			if !errors.Is(err, errMalformed) {

@@ -290,3 +290,43 @@ func (r *rotting) Get(ctx context.Context, id chunk.ID) ([]byte, error) {
 	}
 	return b, err
 }
+
+func TestPool(t *testing.T) {
+	ca := peertest.NewCA(t, "c1")
+	a := peertest.Serve(t, ca, "n1", store.NewMemory(store.Options{}), peer.ServerOptions{})
+	b := peertest.Serve(t, ca, "n1", store.NewMemory(store.Options{}), peer.ServerOptions{}) // n1 moved
+	p := peer.NewPool(ca.ClientTLS(t, "n2"), peer.ClientOptions{})
+	defer p.Close()
+	ctx := context.Background()
+	if _, err := p.Client("n1"); !errors.Is(err, peer.ErrUnknownNode) {
+		t.Fatalf("client of a node without an address: %v", err)
+	}
+	p.SetAddr("n1", a.Addr)
+	c1, err := p.Client("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := p.Client("n1"); again != c1 {
+		t.Fatal("a second Client call made a second client")
+	}
+	mk := storetest.NewMaker(t, 1, 9)
+	ch := mk.Chunk(t, 100)
+	if _, err := c1.Put(ctx, ch.ID, ch.Sealed); err != nil {
+		t.Fatal(err)
+	}
+	p.SetAddr("n1", b.Addr)
+	if _, err := c1.Has(ctx, nil); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("client of the old address after a move: %v, want ErrClosed", err)
+	}
+	c2, err := p.Client("n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, err := c2.Has(ctx, []chunk.ID{ch.ID}); err != nil || has[0] {
+		t.Fatalf("has on the new address: %v %v, want [false]", has, err)
+	}
+	p.Remove("n1")
+	if _, err := p.Client("n1"); !errors.Is(err, peer.ErrUnknownNode) {
+		t.Fatalf("client of a removed node: %v", err)
+	}
+}

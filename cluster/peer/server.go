@@ -21,7 +21,7 @@ import (
 // near DefaultPutBudget whatever its peers send.
 const (
 	DefaultMaxBatchBytes = 64 << 20
-	DefaultMaxBatchIDs   = 1 << 16
+	DefaultMaxBatchIDs   = 1 << 14
 	DefaultMaxConcurrent = 64
 	DefaultPutBudget     = 256 << 20
 	// putWorkers is how many chunks of one request are stored at once, so
@@ -36,9 +36,11 @@ type ServerOptions struct {
 	MaxBatchBytes int64
 	// MaxBatchIDs bounds the IDs or chunks of one request.
 	MaxBatchIDs int
-	// MaxConcurrent is how many requests are served at once; more wait.
+	// MaxConcurrent is how many requests other than puts are served at
+	// once; more wait.
 	MaxConcurrent int
-	// PutBudget bounds the bytes of put bodies held in memory at once.
+	// PutBudget bounds the bytes of put bodies held in memory at once; a
+	// put past it is refused with 429 and the client retries it.
 	PutBudget int64
 	// ErrorLog receives the HTTP server's complaints (refused handshakes);
 	// nil means the log package's standard logger.
@@ -105,14 +107,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "peer: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	case <-r.Context().Done():
-		return
-	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// enter waits for one of the MaxConcurrent slots. Handlers call it only
+// once they have read their request body: HTTP/2 gives a connection's flow
+// control window back only as bodies are read, so a handler that waited
+// unread would hold window that the running requests on the same
+// connection may need to finish, and they would wait on each other.
+func (s *Server) enter(r *http.Request) bool {
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+func (s *Server) leave() { <-s.slots }
 
 // Serve accepts connections on ln until Close, with cfg, which must require
 // and verify client certificates (node.ServerTLS does). It speaks HTTP/2
@@ -135,13 +147,7 @@ func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          s.opts.ErrorLog,
-			HTTP2: &http.HTTP2Config{
-				MaxConcurrentStreams:          s.opts.MaxConcurrent,
-				MaxReceiveBufferPerConnection: 16 << 20,
-				MaxReceiveBufferPerStream:     8 << 20,
-				SendPingTimeout:               15 * time.Second,
-				PingTimeout:                   10 * time.Second,
-			},
+			HTTP2:             s.HTTP2(),
 		}
 	}
 	hs := s.hs
@@ -150,6 +156,20 @@ func (s *Server) Serve(ln net.Listener, cfg *tls.Config) error {
 		return fmt.Errorf("peer serve %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+// HTTP2 returns the HTTP/2 settings Serve uses: room for the server's
+// concurrent requests, receive windows wide enough for batches of chunks,
+// and pings that find dead peers. A caller that mounts the Server on its
+// own http.Server should use them there.
+func (s *Server) HTTP2() *http.HTTP2Config {
+	return &http.HTTP2Config{
+		MaxConcurrentStreams:          2 * s.opts.MaxConcurrent,
+		MaxReceiveBufferPerConnection: 32 << 20,
+		MaxReceiveBufferPerStream:     8 << 20,
+		SendPingTimeout:               15 * time.Second,
+		PingTimeout:                   10 * time.Second,
+	}
 }
 
 // Close stops serving: listeners close and open connections are cut, so
@@ -168,6 +188,10 @@ func (s *Server) has(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	has, err := s.st.Has(r.Context(), ids)
 	if err != nil {
 		fail(w, err)
@@ -181,6 +205,10 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	if err := s.st.Delete(r.Context(), ids); err != nil {
 		fail(w, err)
 		return
@@ -197,8 +225,12 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength >= 0 {
 		hold = r.ContentLength
 	}
-	if err := s.puts.acquire(r.Context(), hold); err != nil {
-		return // the peer has gone
+	// Over budget, refuse at once rather than wait with the body unread
+	// (see enter); the client retries after a pause.
+	if !s.puts.take(hold) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("busy: put of %d bytes is over the memory budget", hold), http.StatusTooManyRequests)
+		return
 	}
 	defer s.puts.release(hold)
 	body, ok := s.readBody(w, r, s.opts.MaxBatchBytes)
@@ -257,6 +289,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	b, err := s.st.Get(r.Context(), id)
 	if err != nil {
 		fail(w, err)
@@ -271,6 +307,10 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	info, err := s.st.Stat(r.Context(), id)
 	if err != nil {
 		fail(w, err)
@@ -293,7 +333,7 @@ func (s *Server) readIDs(w http.ResponseWriter, r *http.Request) ([]chunk.ID, bo
 }
 
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -327,37 +367,46 @@ func status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// budget is a counting semaphore of bytes.
+// budget counts the bytes of put bodies held.
 type budget struct {
 	mu   sync.Mutex
 	free int64
-	wake chan struct{} // closed when bytes come back
 }
 
-func (b *budget) init(n int64) { b.free, b.wake = n, make(chan struct{}) }
+func (b *budget) init(n int64) { b.free = n }
 
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	for {
-		b.mu.Lock()
-		if b.free >= n {
-			b.free -= n
-			b.mu.Unlock()
-			return nil
-		}
-		wake := b.wake
-		b.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// take reserves n bytes if they are free.
+func (b *budget) take(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.free < n {
+		return false
 	}
+	b.free -= n
+	return true
 }
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.free += n
-	close(b.wake)
-	b.wake = make(chan struct{})
+}
+
+// readAll reads r whole into one allocation when its length is announced
+// (and within limit), rather than growing a buffer through several copies.
+func readAll(r io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, length+1) // one spare byte to see a body longer than announced
+	n, err := io.ReadFull(r, b)
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return b[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	// More than announced: read on, so the limit still applies.
+	rest, err := io.ReadAll(r)
+	return append(b, rest...), err
 }

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -43,9 +45,10 @@ func (s *streamer) flush() error {
 // getBatch streams one record per requested ID, in request order.
 func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 	ids, ok := s.readIDs(w, r)
-	if !ok {
+	if !ok || !s.enter(r) {
 		return
 	}
+	defer s.leave()
 	out := newStreamer(w)
 	for _, id := range ids {
 		b, err := s.st.Get(r.Context(), id)
@@ -73,6 +76,10 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) {
 
 // walk streams the store's IDs and infos in ID order.
 func (s *Server) walk(w http.ResponseWriter, r *http.Request) {
+	if !s.enter(r) {
+		return
+	}
+	defer s.leave()
 	out := newStreamer(w)
 	var info []byte
 	err := s.st.Walk(r.Context(), func(id chunk.ID, in store.Info) error {
@@ -186,7 +193,7 @@ func (c *Client) stream(ctx context.Context, method, path string, body []byte, m
 	}
 	defer cancel()
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
+	br := bufio.NewReaderSize(countingReader{rc, &c.received}, 64<<10)
 	for {
 		rec, err := readRecord(br, maxPayload)
 		if err != nil {
@@ -208,4 +215,16 @@ func (c *Client) stream(ctx context.Context, method, path string, body []byte, m
 			return err
 		}
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(int64(n))
+	return n, err
 }

@@ -12,7 +12,9 @@
 //     wraps ErrShort. With MinAcks below the owner count, Put succeeds while
 //     an owner is down and the chunk stays under-replicated until Repair
 //     copies it; that is the price of writing through a failure, and Scan
-//     counts the deficit. Put's stored result is the first acknowledging
+//     counts the deficit. Put waits for every owner's answer, even past
+//     MinAcks, so nothing outlives the call; a hung owner delays it up to
+//     its client's timeout. Put's stored result is the first acknowledging
 //     owner's (the primary's when it is up), so concurrent Puts of one
 //     chunk report storing it once.
 //   - Has counts a chunk present only when at least MinAcks of its owners

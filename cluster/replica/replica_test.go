@@ -79,6 +79,7 @@ func TestNodeDown(t *testing.T) {
 	if !errors.Is(err, replica.ErrShort) || !strings.Contains(err.Error(), "node "+down) {
 		t.Fatalf("put to an owner that is down: %v, want ErrShort naming %s", err, down)
 	}
+	t.Logf("put with %s down: %v", down, err)
 	if _, err := s.Has(ctx, []chunk.ID{cs[0].ID, onDown.ID}); !errors.Is(err, replica.ErrShort) {
 		t.Fatalf("has with an owner down: %v, want ErrShort", err)
 	}
@@ -149,7 +150,7 @@ func TestNodeDown(t *testing.T) {
 func TestRebalance(t *testing.T) {
 	c := newCluster(t, 4, false)
 	s := c.store(replica.Options{})
-	cs := chunks(t, 4, 3000)
+	cs := chunks(t, 4, 2000)
 	ingest(t, s, cs)
 	old := c.m
 

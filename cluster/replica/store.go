@@ -229,7 +229,10 @@ func (s *Store) PutBatch(ctx context.Context, ids []chunk.ID, sealed [][]byte) (
 			}
 		}
 		sortNodeErrs(failed)
-		return nil, fmt.Errorf("%s: %d of them not acknowledged by enough owners: %w", op, short, joinNodes(ErrShort, failed))
+		if len(ids) > 1 {
+			op += fmt.Sprintf(": %d not acknowledged by enough owners", short)
+		}
+		return nil, fmt.Errorf("%s: %w", op, joinNodes(ErrShort, failed))
 	}
 	return stored, nil
 }

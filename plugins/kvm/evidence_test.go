@@ -1,8 +1,8 @@
 package kvm
 
 // Evidence: backups of qcow2 disks holding a real ext4 filesystem, driven
-// through the appliance's own job manager (backup and restore engines, local
-// catalog, in-memory chunk store), with real qemu-img, qemu-nbd and QEMU.
+// through the appliance's own job manager (backup and restore engines, in-memory
+// catalog and chunk store), with real qemu-img, qemu-nbd and QEMU.
 
 import (
 	"context"
@@ -107,11 +107,7 @@ type appliance struct {
 func newAppliance(t *testing.T) *appliance {
 	t.Helper()
 	dir := t.TempDir()
-	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { catalog.Close() })
+	catalog := meta.NewMemory()
 	master, _, err := keys.Load(filepath.Join(dir, "master.key"), nil, true)
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ never shown again.`,
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
 		newSourceAddKVMCmd(a),
+		newSourceAddLVMCmd(a),
 	)
 	return cmd
 }

@@ -30,7 +30,7 @@ type config struct {
 
 	clusterListen, clusterAdvertise string
 	join, token                     string
-	deadAfter                       time.Duration
+	deadAfter, healEvery            time.Duration
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -103,7 +103,7 @@ func run(ctx context.Context, cfg config) error {
 	defer chunks.Close()
 	mem, err := member.Start(ctx, member.Config{
 		Dir: filepath.Join(cfg.data, "cluster"), Listen: cfg.clusterListen, Advertise: cfg.clusterAdvertise,
-		API: ln.Addr().String(), Join: cfg.join, Token: cfg.token, Store: chunks, DeadAfter: cfg.deadAfter, Log: log,
+		API: ln.Addr().String(), Join: cfg.join, Token: cfg.token, Store: chunks, DeadAfter: cfg.deadAfter, HealEvery: cfg.healEvery, Log: log,
 	})
 	if err != nil {
 		return err
