@@ -76,18 +76,14 @@ func live(t *testing.T, s *vcsimtest.Sim, vm string, disk int) []byte {
 // in-memory store, and the simulator registered as source "sim".
 type appliance struct {
 	m       *jobs.Manager
-	catalog *meta.Local
+	catalog *meta.Memory
 	sim     *vcsimtest.Sim
 }
 
 func newAppliance(t *testing.T, s *vcsimtest.Sim) *appliance {
 	t.Helper()
 	dir := t.TempDir()
-	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { catalog.Close() })
+	catalog := meta.NewMemory()
 	master, _, err := keys.Load(filepath.Join(dir, "master.key"), nil, true)
 	if err != nil {
 		t.Fatal(err)

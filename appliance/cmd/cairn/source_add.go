@@ -39,6 +39,7 @@ never shown again.`,
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
 		newSourceAddVsphereCmd(a),
+		newSourceAddKVMCmd(a),
 		newSourceAddLVMCmd(a),
 	)
 	return cmd

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/cairnhq/cairn/plugins"
 	"github.com/cairnhq/cairn/plugins/file"
+	"github.com/cairnhq/cairn/plugins/kvm"
 	"github.com/cairnhq/cairn/plugins/lvm"
 	"github.com/cairnhq/cairn/plugins/vsphere"
 )
@@ -12,6 +13,7 @@ func wirePlugins() []plugins.Kind {
 	return []plugins.Kind{
 		file.Kind(),
 		vsphere.Kind(),
+		kvm.Kind(),
 		lvm.Kind(),
 	}
 }
