@@ -36,6 +36,11 @@ func (s *Server) routes() []route {
 		{method: "DELETE", path: "/api/v1/restore-points/{id}", handle: s.deleteRestorePoint},
 		{method: "POST", path: "/api/v1/gc", handle: s.startGC},
 
+		{method: "GET", path: "/api/v1/policies", handle: s.listPolicies},
+		{method: "POST", path: "/api/v1/policies", handle: s.createPolicy},
+		{method: "POST", path: "/api/v1/policies/{name}/assign", handle: s.assignPolicy},
+		{method: "POST", path: "/api/v1/prune", handle: s.prune},
+
 		{method: "GET", path: "/api/v1/jobs", query: []string{"limit"}, handle: s.listJobs},
 		{method: "GET", path: "/api/v1/jobs/{id}", handle: s.getJob},
 		{method: "POST", path: "/api/v1/jobs/{id}/cancel", handle: s.cancelJob},

@@ -48,6 +48,13 @@ type Service interface {
 	// DeleteRestorePoint forgets a restore point; its chunks go in later
 	// garbage-collection rounds.
 	DeleteRestorePoint(ctx context.Context, id string) error
+	// CreatePolicy records a new policy; Policies lists them; AssignPolicy
+	// applies one to a source or an object.
+	CreatePolicy(ctx context.Context, req PolicyRequest) (meta.Policy, error)
+	Policies(ctx context.Context) ([]meta.Policy, error)
+	AssignPolicy(ctx context.Context, name, target string) (meta.Policy, error)
+	// Prune deletes the restore points their policies do not keep.
+	Prune(ctx context.Context, dryRun bool) (PruneResult, error)
 	// CancelJob asks a job to stop and returns it as it then stands; a job
 	// that has already finished is a conflict.
 	CancelJob(ctx context.Context, id string) (meta.Job, error)

@@ -44,6 +44,10 @@ type Catalog interface {
 	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
 	DeleteRestorePoint(ctx context.Context, id string, now time.Time) error
 	BeginGC(ctx context.Context, r meta.GCRound) (meta.GCRound, error)
+	PutPolicy(ctx context.Context, p meta.Policy) error
+	Policy(ctx context.Context, name string) (meta.Policy, error)
+	Policies(ctx context.Context) ([]meta.Policy, error)
+	PolicyFor(ctx context.Context, source, object string) (meta.Policy, error)
 	EndGC(ctx context.Context, r meta.GCRound) error
 }
 

@@ -245,6 +245,9 @@ func (m *Manager) runBackup(ctx context.Context, l *live, src meta.Source, plugi
 	if base != nil {
 		rp.Base = base.ID
 	}
+	if rp.LockedUntil, err = m.lockFor(ctx, src.Name, object, rp.Time); err != nil {
+		return "", fmt.Errorf("find the retention lock: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}

@@ -397,3 +397,21 @@ func (s *Service) DeleteRestorePoint(ctx context.Context, id string) error {
 	delete(s.points, id)
 	return nil
 }
+
+// CreatePolicy is refused: the fake keeps no policies.
+func (s *Service) CreatePolicy(ctx context.Context, req api.PolicyRequest) (meta.Policy, error) {
+	return meta.Policy{}, invalid("this test appliance keeps no policies")
+}
+
+// Policies lists none.
+func (s *Service) Policies(ctx context.Context) ([]meta.Policy, error) { return nil, nil }
+
+// AssignPolicy finds no policy.
+func (s *Service) AssignPolicy(ctx context.Context, name, target string) (meta.Policy, error) {
+	return meta.Policy{}, fmt.Errorf("policy %s: %w", name, meta.ErrNotFound)
+}
+
+// Prune keeps everything: no object has a policy.
+func (s *Service) Prune(ctx context.Context, dryRun bool) (api.PruneResult, error) {
+	return api.PruneResult{DryRun: dryRun, Objects: []api.PruneObject{}}, nil
+}

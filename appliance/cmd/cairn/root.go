@@ -76,7 +76,9 @@ CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
 	cluster.AddCommand(newClusterJoinTokenCmd(a), newClusterStatusCmd(a), newClusterRemoveCmd(a))
 	gc := group("gc", "Collect garbage: reclaim the space of deleted restore points")
 	gc.AddCommand(newGCRunCmd(a))
-	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster, gc)
+	pol := group("policy", "Create, list and assign backup policies")
+	pol.AddCommand(newPolicyCreateCmd(a), newPolicyListCmd(a), newPolicyAssignCmd(a))
+	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster, gc, pol, newPruneCmd(a))
 	return root
 }
 
