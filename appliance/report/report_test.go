@@ -36,7 +36,7 @@ func fixture(t *testing.T) (Period, []meta.RestorePoint, []meta.Job) {
 			ReadBytes: read, StoredBytes: stored, Duration: dur}
 	}
 	points := []meta.RestorePoint{
-		rp("rp1", "web01", "2026-03-07 23:30", 100, 100, 100, 9),  // the day before
+		rp("rp1", "web01", "2026-03-07 23:30", 100, 100, 100, 9),   // the day before
 		rp("rp2", "web01", "2026-03-08 01:00", 1000, 500, 250, 12), // before the DST jump
 		rp("rp3", "web01", "2026-03-08 23:00", 1000, 100, 50, 3.5),
 		rp("rp4", "db01", "2026-03-08 02:00", 400, 400, 0, 7), // fully deduplicated
