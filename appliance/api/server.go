@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/cairnhq/cairn/appliance/report"
 )
 
 // Options configure a Server.
@@ -25,29 +27,47 @@ type Options struct {
 	MaxBodyBytes int64
 	// Cluster serves the cluster endpoints; nil answers them 404.
 	Cluster Cluster
+	// Reports is the catalog daily reports are made from; nil answers
+	// /reports 404.
+	Reports report.Catalog
+	// Now is the clock reports are dated by; nil means time.Now.
+	Now func() time.Time
+	// Metrics serves GET /metrics (with the API token unless
+	// MetricsPublic); nil answers it 404.
+	Metrics http.Handler
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool
 }
 
 // Server serves the REST API. It is an http.Handler.
 type Server struct {
-	svc       Service
-	log       *slog.Logger
-	maxBody   int64
-	tokenSum  [sha256.Size]byte
-	haveToken bool
-	mux       *http.ServeMux
-	cl        Cluster
+	svc           Service
+	log           *slog.Logger
+	maxBody       int64
+	tokenSum      [sha256.Size]byte
+	haveToken     bool
+	mux           *http.ServeMux
+	cl            Cluster
+	reportCat     report.Catalog
+	clock         func() time.Time
+	metrics       http.Handler
+	metricsPublic bool
 }
 
 // NewServer returns a Server answering from svc.
 func NewServer(svc Service, opts Options) *Server {
 	s := &Server{
-		svc:       svc,
-		log:       opts.Logger,
-		maxBody:   opts.MaxBodyBytes,
-		tokenSum:  sha256.Sum256([]byte(opts.Token)),
-		haveToken: opts.Token != "",
-		mux:       http.NewServeMux(),
-		cl:        opts.Cluster,
+		svc:           svc,
+		log:           opts.Logger,
+		maxBody:       opts.MaxBodyBytes,
+		tokenSum:      sha256.Sum256([]byte(opts.Token)),
+		haveToken:     opts.Token != "",
+		mux:           http.NewServeMux(),
+		cl:            opts.Cluster,
+		reportCat:     opts.Reports,
+		clock:         opts.Now,
+		metrics:       opts.Metrics,
+		metricsPublic: opts.MetricsPublic,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
