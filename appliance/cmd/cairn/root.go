@@ -75,6 +75,7 @@ CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
 	cluster := group("cluster", "Join nodes, show the cluster and remove nodes")
 	cluster.AddCommand(newClusterJoinTokenCmd(a), newClusterStatusCmd(a), newClusterRemoveCmd(a))
 	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster)
+	root.AddCommand(newReportCmd(a))
 	return root
 }
 
