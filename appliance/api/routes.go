@@ -33,6 +33,8 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/api/v1/restore-points/{id}", handle: s.getRestorePoint},
 		{method: "POST", path: "/api/v1/restore-points/{id}/restore", handle: s.startRestore},
 		{method: "POST", path: "/api/v1/restore-points/{id}/verify", handle: s.startVerify},
+		{method: "DELETE", path: "/api/v1/restore-points/{id}", handle: s.deleteRestorePoint},
+		{method: "POST", path: "/api/v1/gc", handle: s.startGC},
 
 		{method: "GET", path: "/api/v1/jobs", query: []string{"limit"}, handle: s.listJobs},
 		{method: "GET", path: "/api/v1/jobs/{id}", handle: s.getJob},

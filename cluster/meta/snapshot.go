@@ -36,6 +36,7 @@ const (
 	recordNode   recordType = 5
 	recordEpoch  recordType = 6
 	recordToken  recordType = 7
+	recordGC     recordType = 8
 )
 
 type epochRecord struct {
@@ -99,6 +100,9 @@ func (s *Snapshot) Persist(w io.Writer) error {
 	}
 	for _, hash := range slices.Sorted(maps.Keys(st.tokens)) {
 		put(recordToken, st.tokens[hash])
+	}
+	if st.gc.Epoch > 0 {
+		put(recordGC, st.gc)
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", err)
@@ -229,6 +233,16 @@ func (st *state) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		return st.putKey(k)
+	case recordGC:
+		var r GCRound
+		if err := decode(b, &r); err != nil {
+			return err
+		}
+		if r.Epoch == 0 || st.gc.Epoch != 0 {
+			return fmt.Errorf("gc round %d: %w", r.Epoch, ErrInvalid)
+		}
+		st.gc = r
+		return nil
 	case recordToken:
 		var tk JoinToken
 		if err := decode(b, &tk); err != nil {

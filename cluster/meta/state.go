@@ -26,6 +26,7 @@ type state struct {
 	nodes    map[string]Node
 	epoch    uint64
 	tokens   map[string]JoinToken // by hash
+	gc       GCRound              // the latest garbage-collection round
 }
 
 func newState() *state {
@@ -58,6 +59,7 @@ func (s *state) clone() *state {
 		nodes:    maps.Clone(s.nodes),
 		epoch:    s.epoch,
 		tokens:   maps.Clone(s.tokens),
+		gc:       s.gc,
 	}
 }
 

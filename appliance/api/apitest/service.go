@@ -409,3 +409,19 @@ func (c Catalog) Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
 	}
 	return out, nil
 }
+
+// StartGC is refused: the fake keeps no chunks to collect.
+func (s *Service) StartGC(ctx context.Context, req api.GCRequest) (meta.Job, error) {
+	return meta.Job{}, invalid("this test appliance has no garbage collector")
+}
+
+// DeleteRestorePoint forgets a restore point.
+func (s *Service) DeleteRestorePoint(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.points[id]; !ok {
+		return fmt.Errorf("restore point %s: %w", id, meta.ErrNotFound)
+	}
+	delete(s.points, id)
+	return nil
+}
