@@ -107,7 +107,11 @@ func durationText(s float64) string {
 	if s <= 0 {
 		return "-"
 	}
-	return (time.Duration(s * float64(time.Second))).Round(time.Second).String()
+	d := time.Duration(s * float64(time.Second))
+	if d < 10*time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func timeText(t time.Time, loc *time.Location) string {
