@@ -41,7 +41,11 @@ type Sender struct {
 	Catalog Catalog
 	Ledger  Ledger // may be nil: then only memory remembers the sent day
 	Leader  func() bool
-	Zone    *time.Location
+	// Sync, if set, waits until this node has applied every earlier entry
+	// of the replicated log, so that a leader elected a moment ago sees the
+	// record its predecessor wrote.
+	Sync func(ctx context.Context) error
+	Zone *time.Location
 	// Hour and Minute of the send time in Zone.
 	Hour, Minute int
 	To           []Deliverer
@@ -94,6 +98,11 @@ func (s *Sender) Tick(ctx context.Context) (string, error) {
 	}
 	id := "report-daily-" + day.Date
 	if s.Ledger != nil {
+		if s.Sync != nil {
+			if err := s.Sync(ctx); err != nil {
+				return "", fmt.Errorf("catch up with the log: %w", err)
+			}
+		}
 		_, err := s.Ledger.Job(ctx, id)
 		if err == nil {
 			s.last = day.Date

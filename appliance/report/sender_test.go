@@ -53,8 +53,10 @@ func TestSenderOncePerDayAcrossLeaders(t *testing.T) {
 	ledger := &memLedger{jobs: map[string]meta.Job{}}
 	rec := &recorder{}
 	leader := true
+	syncs := 0
 	newSender := func() *Sender {
 		return &Sender{Catalog: fakeCatalog{points, jobs}, Ledger: ledger, Leader: func() bool { return leader },
+			Sync: func(context.Context) error { syncs++; return nil },
 			Zone: ny, Hour: 7, To: []Deliverer{rec}, Now: func() time.Time { return now },
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	}
@@ -86,6 +88,9 @@ func TestSenderOncePerDayAcrossLeaders(t *testing.T) {
 		t.Errorf("record of a failed delivery: %+v", j)
 	}
 	tick(newSender(), "") // not retried every minute
+	if syncs != 4 {
+		t.Errorf("%d syncs, want 4: one before each read of the ledger, none when memory knows", syncs)
+	}
 	if fmt.Sprint(rec.dates) != "[2026-03-08 2026-03-09]" {
 		t.Errorf("delivered %v", rec.dates)
 	}

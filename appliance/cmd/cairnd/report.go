@@ -107,7 +107,8 @@ func (r reporting) start(ctx context.Context, catalog *meta.Replicated, log *slo
 	if len(r.to) == 0 {
 		return func() {}
 	}
-	s := &report.Sender{Catalog: catalog, Ledger: catalog, Leader: catalog.IsLeader, Zone: r.zone,
+	catchUp := func(ctx context.Context) error { _, err := catalog.WaitLeader(ctx); return err }
+	s := &report.Sender{Catalog: catalog, Ledger: catalog, Leader: catalog.IsLeader, Sync: catchUp, Zone: r.zone,
 		Hour: r.hour, Minute: r.minute, To: r.to, Now: time.Now, Log: log}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
