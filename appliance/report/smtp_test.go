@@ -28,6 +28,8 @@ import (
 type smtpServer struct {
 	ln   net.Listener
 	tls  *tls.Config // nil: no STARTTLS offered
+	// implicit: the listener speaks TLS from the start (smtps).
+	implicit bool
 	user string
 	pass string
 
@@ -44,12 +46,19 @@ type received struct {
 }
 
 func startSMTP(t *testing.T, tlsCfg *tls.Config, user, pass string) *smtpServer {
+	return listenSMTP(t, tlsCfg, user, pass, false)
+}
+
+func listenSMTP(t *testing.T, tlsCfg *tls.Config, user, pass string, implicit bool) *smtpServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &smtpServer{ln: ln, tls: tlsCfg, user: user, pass: pass}
+	if implicit {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	s := &smtpServer{ln: ln, tls: tlsCfg, user: user, pass: pass, implicit: implicit}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -83,7 +92,7 @@ func (s *smtpServer) serve(c net.Conn) {
 		}
 	}
 	reply("220 test ESMTP")
-	var cur received
+	cur := received{tls: s.implicit}
 	for {
 		line, err := rd.ReadString('\n')
 		if err != nil {
@@ -279,6 +288,28 @@ func TestSMTPDeliversOverSTARTTLSWithAuth(t *testing.T) {
 	}
 	if strings.Contains(g.data, password) {
 		t.Error("message contains the password")
+	}
+}
+
+func TestSMTPImplicitTLS(t *testing.T) {
+	srvTLS, cliTLS := testCert(t)
+	srv := listenSMTP(t, srvTLS, "backup", "pw-over-tls", true)
+	s, err := ParseSMTPURL("smtps://backup@" + srv.ln.Addr().String() + "?from=cairn@example.org&to=ops@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Password, s.TLS = "pw-over-tls", cliTLS
+	r := sampleReport(t)
+	if err := s.Deliver(context.Background(), r, r.Generated); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.received(); len(got) != 1 || !got[0].tls || got[0].authed != "backup" {
+		t.Fatalf("got %d messages", len(got))
+	}
+	// A client that does not trust the server's certificate sends nothing.
+	s.TLS = nil
+	if err := s.Deliver(context.Background(), r, r.Generated); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v", err)
 	}
 }
 
