@@ -117,3 +117,27 @@ func TestParseWebhookURL(t *testing.T) {
 		t.Errorf("Name = %q: path and query may hold tokens", h.Name())
 	}
 }
+
+func TestWebhookTimeoutRetried(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			select { // hang until the client gives up
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	defer close(release)
+	h := Webhook{URL: srv.URL, Secret: []byte("s"), Timeout: 50 * time.Millisecond, Attempts: 2, Backoff: time.Millisecond}
+	if err := h.Deliver(context.Background(), sampleReport(t), time.Now()); err != nil {
+		t.Fatalf("second attempt should succeed: %v", err)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d calls, want 2", calls.Load())
+	}
+}
