@@ -26,12 +26,12 @@ import (
 // EHLO, optional STARTTLS, AUTH PLAIN (only after TLS), MAIL, RCPT, DATA,
 // RSET, NOOP, QUIT.
 type smtpServer struct {
-	ln   net.Listener
-	tls  *tls.Config // nil: no STARTTLS offered
+	ln  net.Listener
+	tls *tls.Config // nil: no STARTTLS offered
 	// implicit: the listener speaks TLS from the start (smtps).
 	implicit bool
-	user string
-	pass string
+	user     string
+	pass     string
 
 	mu   sync.Mutex
 	msgs []received
