@@ -106,6 +106,7 @@ func (s *Sender) Tick(ctx context.Context) (string, error) {
 		_, err := s.Ledger.Job(ctx, id)
 		if err == nil {
 			s.last = day.Date
+			s.Log.Info("daily report already sent", "date", day.Date)
 			return "", nil
 		}
 		if !errors.Is(err, meta.ErrNotFound) {
