@@ -129,10 +129,11 @@ func TestDailyReportDelivery(t *testing.T) {
 		"--report-time", "00:00", "--report-tz", "UTC"}
 	d := startDaemon(t, data, "", flags...)
 	waitFor(t, "the report delivered to both", 30*time.Second, func() bool { return hooked() == 1 && box.count() == 1 })
-	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
 	mu.Lock()
-	if hooks[0]["date"] != yesterday {
-		t.Errorf("webhook got the report of %v, want %s", hooks[0]["date"], yesterday)
+	generated, _ := time.Parse(time.RFC3339Nano, hooks[0]["generated"].(string))
+	yesterday := generated.UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	if hooks[0]["date"] != yesterday || generated.IsZero() {
+		t.Errorf("webhook got the report of %v made at %v, want the day before", hooks[0]["date"], hooks[0]["generated"])
 	}
 	mu.Unlock()
 	box.mu.Lock()
