@@ -93,7 +93,7 @@ func (m *Member) sweepLocal(ctx context.Context, live *store.LiveSet, cutoff, pu
 	if c, ok := m.cfg.Store.(interface {
 		Compact(context.Context, store.CompactOptions) (store.CompactStats, error)
 	}); ok && st.Deleted > 0 {
-		cs, err := c.Compact(ctx, store.CompactOptions{MinDead: gcCompactDead})
+		cs, err := c.Compact(ctx, store.CompactOptions{MinDead: gcCompactDead, SealOpen: true})
 		res.BytesReclaimed = cs.BytesReclaimed
 		if err != nil {
 			return res, fmt.Errorf("node %s: compact: %w", m.id.NodeID, err)

@@ -27,6 +27,8 @@ const (
 	BeginGCCommand            CommandType = 12
 	EndGCCommand              CommandType = 13
 	DeletePointCommand        CommandType = 14
+	PutPolicyCommand          CommandType = 15
+	RemovePolicyCommand       CommandType = 16
 )
 
 // IgnoreUnknown, set in the type byte, marks a command an older node may

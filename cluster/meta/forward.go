@@ -59,6 +59,10 @@ func CheckCommand(cmd []byte) error {
 		body = &endGCBody{}
 	case DeletePointCommand:
 		body = &deletePointBody{}
+	case PutPolicyCommand:
+		body = &putPolicyBody{}
+	case RemovePolicyCommand:
+		body = &removePolicyBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil

@@ -109,6 +109,14 @@ func (f *FSM) Apply(entry []byte) Result {
 		var c deletePointBody
 		decodeBody(t, body, &c)
 		return Result{Err: s.deletePoint(c.ID, c.Now)}
+	case PutPolicyCommand:
+		var c putPolicyBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.putPolicy(c.Policy)}
+	case RemovePolicyCommand:
+		var c removePolicyBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.removePolicy(c.Name)}
 	}
 	if optional {
 		return Result{Ignored: true}

@@ -37,6 +37,7 @@ const (
 	recordEpoch  recordType = 6
 	recordToken  recordType = 7
 	recordGC     recordType = 8
+	recordPolicy recordType = 9
 )
 
 type epochRecord struct {
@@ -103,6 +104,9 @@ func (s *Snapshot) Persist(w io.Writer) error {
 	}
 	if st.gc.Epoch > 0 {
 		put(recordGC, st.gc)
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.policies)) {
+		put(recordPolicy, st.policies[name])
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", err)
@@ -233,6 +237,15 @@ func (st *state) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		return st.putKey(k)
+	case recordPolicy:
+		var p Policy
+		if err := decode(b, &p); err != nil {
+			return err
+		}
+		if _, ok := st.policies[p.Name]; ok {
+			return fmt.Errorf("policy %s twice: %w", p.Name, ErrExists)
+		}
+		return st.putPolicy(p)
 	case recordGC:
 		var r GCRound
 		if err := decode(b, &r); err != nil {

@@ -28,6 +28,9 @@ type config struct {
 	data, listen, passphraseFile string
 	hosts                        []string
 	logFormat, logLevel          string
+	demo                         bool
+	demoVcsim                    string
+	demoChurn                    time.Duration
 
 	clusterListen, clusterAdvertise string
 	join, token                     string
@@ -145,7 +148,7 @@ func run(ctx context.Context, cfg config) error {
 	catalog := mem.Catalog()
 	ring := keys.NewRing(master, catalog, nil)
 	mgr, err := jobs.New(ctx, catalog, ring, mem.Chunks(), wirePlugins(), jobs.Options{
-		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(),
+		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(), Collector: collector{mem},
 		// A read that finds a damaged copy fails over and has that copy
 		// deleted on its node, and healing restores it; deleting a chunk
 		// everywhere would throw the good copies away too.
@@ -157,6 +160,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
+	if cfg.demo {
+		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	tlsCfg, err := api.EnsureTLS(cfg.data, cfg.hosts)
 	if err != nil {
@@ -199,4 +209,18 @@ func checkJoin(cfg config) error {
 		return usageError{errors.New("--token needs --join ADDRESS: the cluster address of a member")}
 	}
 	return nil
+}
+
+// collector sweeps every member's store for the jobs' garbage collection.
+type collector struct{ m *member.Member }
+
+func (c collector) Sweep(ctx context.Context, live *store.LiveSet, cutoff, purgeBefore time.Time) (store.SweepStats, int64, error) {
+	nodes, err := c.m.Sweep(ctx, live, cutoff, purgeBefore)
+	var sum store.SweepStats
+	var reclaimed int64
+	for _, n := range nodes {
+		sum = sum.Add(n.SweepStats)
+		reclaimed += n.BytesReclaimed
+	}
+	return sum, reclaimed, err
 }
