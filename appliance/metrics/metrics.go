@@ -3,8 +3,8 @@
 // Every value is read when Prometheus scrapes, from the catalog, the chunk
 // store and the cluster, so a metric is never out of step with what the API
 // shows and no other package needs to call into this one. The figures are
-// gauges: restore points are pruned and job records change state, so counts
-// taken from the catalog can go down. docs/metrics.md lists the names.
+// gauges (restore points are pruned and job records change state, so counts
+// taken from the catalog can go down), except the count of finished jobs. docs/metrics.md lists the names.
 package metrics
 
 import (
@@ -63,7 +63,8 @@ func Handler(src Sources) http.Handler {
 var (
 	object = []string{"source", "object"}
 
-	descJobs = prometheus.NewDesc("cairn_jobs", "Job records in the catalog by kind and state.", []string{"kind", "state"}, nil)
+	descJobs     = prometheus.NewDesc("cairn_jobs", "Job records in the catalog by kind and state.", []string{"kind", "state"}, nil)
+	descFinished = prometheus.NewDesc("cairn_jobs_finished_total", "Jobs that reached a final state, by kind and state.", []string{"kind", "state"}, nil)
 
 	descPoints    = prometheus.NewDesc("cairn_restore_points", "Restore points in the catalog per object.", object, nil)
 	descLastOK    = prometheus.NewDesc("cairn_last_successful_backup_timestamp_seconds", "Time of the newest restore point of the object, Unix seconds.", object, nil)
@@ -89,7 +90,7 @@ var (
 type collector struct{ src Sources }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descJobs, descPoints, descLastOK, descRead, descStored, descLogical, descLastRead,
+	for _, d := range []*prometheus.Desc{descJobs, descFinished, descPoints, descLastOK, descRead, descStored, descLogical, descLastRead,
 		descLastStore, descLastDur, descChunks, descLive, descSegBytes, descSegs, descLeader, descMembers, descUnder, descUp} {
 		ch <- d
 	}
@@ -116,7 +117,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descUp, v, source)
 	}
 	if cat := c.src.Catalog; cat != nil {
-		up("catalog", c.catalog(ctx, cat, gauge))
+		up("catalog", c.catalog(ctx, cat, ch))
 	}
 	if c.src.Store != nil {
 		st := c.src.Store()
@@ -153,7 +154,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *collector) catalog(ctx context.Context, cat Catalog, gauge func(*prometheus.Desc, float64, ...string)) error {
+func (c *collector) catalog(ctx context.Context, cat Catalog, ch chan<- prometheus.Metric) error {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
 	jobs, err := cat.Jobs(ctx, meta.JobFilter{})
 	if err != nil {
 		return err
@@ -165,6 +169,11 @@ func (c *collector) catalog(ctx context.Context, cat Catalog, gauge func(*promet
 	}
 	for k, v := range counts {
 		gauge(descJobs, float64(v), k.kind, k.state)
+		// Job records are never deleted and a final state never changes,
+		// so the count of finished ones only grows: a counter.
+		if (meta.Job{State: k.state}).Done() {
+			ch <- prometheus.MustNewConstMetric(descFinished, prometheus.CounterValue, float64(v), k.kind, k.state)
+		}
 	}
 	points, err := cat.RestorePoints(ctx, meta.Filter{})
 	if err != nil {

@@ -99,6 +99,13 @@ func TestCollector(t *testing.T) {
 		}
 	}
 
+	if value(text, `cairn_jobs_finished_total{kind="verify",state="running"}`) != "" {
+		t.Error("a running job counted as finished")
+	}
+	if !regexp.MustCompile(`(?m)^# TYPE cairn_jobs_finished_total counter$`).MatchString(text) {
+		t.Error("cairn_jobs_finished_total is not a counter")
+	}
+
 	leader = false
 	cat.err = errors.New("catalog closed")
 	text = scrape(t, src)
