@@ -66,6 +66,10 @@ func newReporting(c reportConfig) (reporting, error) {
 			}
 			s.Password = string(pw)
 		}
+		// Mail servers check the EHLO name; "localhost" is often refused.
+		if h, err := os.Hostname(); err == nil {
+			s.Hello = h
+		}
 		r.to = append(r.to, s)
 	} else if c.smtpPasswordFile != "" {
 		return r, usageError{fmt.Errorf("--report-smtp-password-file needs --report-smtp")}
