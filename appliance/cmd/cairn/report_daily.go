@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -63,8 +64,16 @@ it (also -o json), html a self-contained page, as mailed by cairnd.`,
 			if err != nil {
 				return err
 			}
-			if format != "text" {
+			switch format {
+			case "html":
 				_, err := a.stdout.Write(data)
+				return err
+			case "json":
+				var buf bytes.Buffer
+				if err := json.Indent(&buf, data, "", "  "); err != nil {
+					return fmt.Errorf("decode report: %w", err)
+				}
+				_, err := a.stdout.Write(buf.Bytes())
 				return err
 			}
 			var r report.Report
