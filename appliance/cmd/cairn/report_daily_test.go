@@ -22,6 +22,9 @@ func TestReportDaily(t *testing.T) {
 			NoSuccess int `json:"no_success"`
 		} `json:"totals"`
 	}
+	if !strings.HasPrefix(r.stdout, "{\n  \"date\": \"2025-11-02\"") {
+		t.Errorf("report daily -o json not indented:\n%.100s", r.stdout)
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.TimeZone != "Europe/Berlin" || rep.Totals.NoSuccess != 1 {
 		t.Errorf("report daily -o json: %+v %v\n%s", rep, err, r.stdout)
 	}
