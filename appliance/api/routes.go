@@ -112,7 +112,7 @@ func (s *Server) endpoint(rt route) http.Handler {
 // the server was told to serve them publicly.
 func (s *Server) metricsEndpoint() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.metricsPublic {
+		if !s.promOpen {
 			principal, ok := s.authenticate(r)
 			if !ok {
 				s.writeError(w, r, errUnauthorized)

@@ -41,33 +41,33 @@ type Options struct {
 
 // Server serves the REST API. It is an http.Handler.
 type Server struct {
-	svc           Service
-	log           *slog.Logger
-	maxBody       int64
-	tokenSum      [sha256.Size]byte
-	haveToken     bool
-	mux           *http.ServeMux
-	cl            Cluster
-	reportCat     report.Catalog
-	clock         func() time.Time
-	metrics       http.Handler
-	metricsPublic bool
+	svc       Service
+	log       *slog.Logger
+	maxBody   int64
+	tokenSum  [sha256.Size]byte
+	haveToken bool
+	mux       *http.ServeMux
+	cl        Cluster
+	reportCat report.Catalog
+	clock     func() time.Time
+	metrics   http.Handler
+	promOpen  bool
 }
 
 // NewServer returns a Server answering from svc.
 func NewServer(svc Service, opts Options) *Server {
 	s := &Server{
-		svc:           svc,
-		log:           opts.Logger,
-		maxBody:       opts.MaxBodyBytes,
-		tokenSum:      sha256.Sum256([]byte(opts.Token)),
-		haveToken:     opts.Token != "",
-		mux:           http.NewServeMux(),
-		cl:            opts.Cluster,
-		reportCat:     opts.Reports,
-		clock:         opts.Now,
-		metrics:       opts.Metrics,
-		metricsPublic: opts.MetricsPublic,
+		svc:       svc,
+		log:       opts.Logger,
+		maxBody:   opts.MaxBodyBytes,
+		tokenSum:  sha256.Sum256([]byte(opts.Token)),
+		haveToken: opts.Token != "",
+		mux:       http.NewServeMux(),
+		cl:        opts.Cluster,
+		reportCat: opts.Reports,
+		clock:     opts.Now,
+		metrics:   opts.Metrics,
+		promOpen:  opts.MetricsPublic,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
