@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/api/apitest"
 	"github.com/cairnhq/cairn/appliance/report"
 )
@@ -132,5 +135,28 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if metric(t, again, "go_goroutines") == "" {
 		t.Error("no Go runtime metrics")
+	}
+}
+
+func TestDailyReportDefaultsToToday(t *testing.T) {
+	svc := apitest.New(time.Date(2025, 11, 1, 9, 0, 0, 0, time.UTC))
+	now := time.Date(2026, 3, 8, 23, 30, 0, 0, time.UTC) // already the 9th in Berlin
+	h := api.NewServer(svc, api.Options{Token: "t", Reports: svc.Catalog(), Now: func() time.Time { return now }})
+	for tz, want := range map[string]string{"": "2026-03-08", "Europe/Berlin": "2026-03-09"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v1/reports/daily?tz="+tz, nil)
+		req.Header.Set("Authorization", "Bearer t")
+		h.ServeHTTP(rec, req)
+		var rep report.Report
+		if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rep.Date != want || !rep.Generated.Equal(now) {
+			t.Errorf("tz %q: %d %s, want the report of %s", tz, rec.Code, rec.Body, want)
+		}
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/api/v1/reports/daily", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	api.NewServer(svc, api.Options{Token: "t"}).ServeHTTP(rec, req)
+	if rec.Code != 404 {
+		t.Errorf("without a report source: %d, want 404", rec.Code)
 	}
 }
