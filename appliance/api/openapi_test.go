@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/appliance/report"
 	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/plugins"
@@ -148,6 +149,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"PrunedPoint":      PrunedPoint{},
 		"ClusterStatus":    member.Status{},
 		"NodeStatus":       member.NodeStatus{},
+		"DailyReport":      report.Report{},
+		"ReportTotals":     report.Totals{},
+		"ReportObject":     report.Object{},
+		"ReportFailure":    report.Failure{},
 	}
 	for name, schema := range doc.Components.Schemas {
 		v, ok := types[name]

@@ -79,6 +79,7 @@ CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
 	pol := group("policy", "Create, list and assign backup policies")
 	pol.AddCommand(newPolicyCreateCmd(a), newPolicyListCmd(a), newPolicyAssignCmd(a))
 	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster, gc, pol, newPruneCmd(a))
+	root.AddCommand(newReportCmd(a))
 	return root
 }
 

@@ -87,6 +87,7 @@ the API.`,
 	f.StringVar(&cfg.token, "token", "", "join token from cairn cluster join-token (with --join)")
 	f.DurationVar(&cfg.deadAfter, "dead-after", 30*time.Second, "how long a node may be unreachable before its chunks are re-replicated")
 	f.DurationVar(&cfg.healEvery, "heal-every", 10*time.Second, "how often the leader checks every chunk's replicas and repairs them")
+	reportFlags(f, &cfg.report)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
 	"github.com/cairnhq/cairn/appliance/keys"
+	"github.com/cairnhq/cairn/appliance/metrics"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -34,6 +35,8 @@ type config struct {
 	clusterListen, clusterAdvertise string
 	join, token                     string
 	deadAfter, healEvery            time.Duration
+
+	report reportConfig
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -90,6 +93,10 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	if err := checkJoin(cfg); err != nil {
+		return err
+	}
+	reports, err := newReporting(cfg.report)
+	if err != nil {
 		return err
 	}
 	// The API listener first: its address is published to the cluster.
@@ -169,7 +176,11 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log, Cluster: mem}).HTTPServer(cfg.listen, tlsCfg)
+	stopReports := reports.start(ctx, catalog, log)
+	defer stopReports()
+	prom := metrics.Handler(metrics.Sources{Catalog: catalog, Store: chunks.Stats, Leader: catalog.IsLeader, Cluster: mem, Log: log})
+	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log, Cluster: mem, Reports: catalog,
+		Metrics: prom, MetricsPublic: cfg.report.metricsPublic}).HTTPServer(cfg.listen, tlsCfg)
 	log.Info("cairnd serving", "node", mem.ID(), "cluster_address", mem.Address(), "url", "https://"+ln.Addr().String()+"/api/v1", "data", cfg.data,
 		"ca", filepath.Join(cfg.data, "ca.pem"), "token_file", filepath.Join(cfg.data, "admin.token"))
 
