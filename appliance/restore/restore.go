@@ -235,10 +235,28 @@ func (e *Engine) walk(ctx context.Context, key *chunk.Key, d meta.Disk, progress
 	return ctx.Err()
 }
 
+// verifiedGetter is a store with replicas: it can try each copy with the
+// caller's check and fail over from one that does not authenticate.
+type verifiedGetter interface {
+	GetVerified(ctx context.Context, id chunk.ID, verify func(sealed []byte) error) ([]byte, error)
+}
+
 func (e *Engine) read(ctx context.Context, key *chunk.Key, b blockRef, dst []byte) ([]byte, error) {
-	sealed, err := e.Store.Get(ctx, b.id)
-	if err == nil {
-		dst, err = key.Unseal(dst, b.id, sealed)
+	var err error
+	if vg, ok := e.Store.(verifiedGetter); ok {
+		// Unseal inside the check, so a copy that fails authentication is
+		// skipped for the next replica, and the good copy is unsealed once.
+		_, err = vg.GetVerified(ctx, b.id, func(sealed []byte) error {
+			var uerr error
+			dst, uerr = key.Unseal(dst[:0], b.id, sealed)
+			return uerr
+		})
+	} else {
+		var sealed []byte
+		sealed, err = e.Store.Get(ctx, b.id)
+		if err == nil {
+			dst, err = key.Unseal(dst, b.id, sealed)
+		}
 	}
 	if err != nil {
 		e.quarantine(ctx, b.id, err)
