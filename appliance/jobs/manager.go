@@ -48,6 +48,9 @@ type Catalog interface {
 	Policy(ctx context.Context, name string) (meta.Policy, error)
 	Policies(ctx context.Context) ([]meta.Policy, error)
 	PolicyFor(ctx context.Context, source, object string) (meta.Policy, error)
+	ClaimRun(ctx context.Context, r meta.Run) error
+	UpdateRun(ctx context.Context, r meta.Run) error
+	Runs(ctx context.Context) ([]meta.Run, error)
 	EndGC(ctx context.Context, r meta.GCRound) error
 }
 

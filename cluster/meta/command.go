@@ -29,6 +29,7 @@ const (
 	DeletePointCommand        CommandType = 14
 	PutPolicyCommand          CommandType = 15
 	RemovePolicyCommand       CommandType = 16
+	PutRunCommand             CommandType = 17
 )
 
 // IgnoreUnknown, set in the type byte, marks a command an older node may

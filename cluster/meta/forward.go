@@ -63,6 +63,8 @@ func CheckCommand(cmd []byte) error {
 		body = &putPolicyBody{}
 	case RemovePolicyCommand:
 		body = &removePolicyBody{}
+	case PutRunCommand:
+		body = &putRunBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil

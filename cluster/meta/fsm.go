@@ -117,6 +117,10 @@ func (f *FSM) Apply(entry []byte) Result {
 		var c removePolicyBody
 		decodeBody(t, body, &c)
 		return Result{Err: s.removePolicy(c.Name)}
+	case PutRunCommand:
+		var c putRunBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.putRun(c.Run, c.Claim)}
 	}
 	if optional {
 		return Result{Ignored: true}

@@ -56,6 +56,10 @@ func testPolicy(name string, targets ...string) Policy {
 		Targets: targets, Created: t0}
 }
 
+func testRun(slot time.Time, state string) Run {
+	return Run{Policy: "gold", Source: "nas", Object: "vm-1", Slot: slot, State: state, Job: "job-1", Attempts: 1}
+}
+
 // testToken is a join token issued at t0 for 15 minutes.
 func testToken(n byte) JoinToken {
 	return JoinToken{Hash: strings.Repeat(fmt.Sprintf("%02x", n), 32), Expires: t0.Add(15 * time.Minute)}
@@ -352,6 +356,31 @@ func TestApplyEveryCommand(t *testing.T) {
 		{"remove missing policy", nil, func(t *testing.T) []byte {
 			return mustCmd(t, RemovePolicyCommand, removePolicyBody{"gold"})
 		}, ErrNotFound, nil},
+		{"claim run", nil, func(t *testing.T) []byte {
+			return mustCmd(t, PutRunCommand, putRunBody{testRun(t0, RunClaimed), true})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if len(s.runs) != 1 {
+				t.Errorf("runs = %v", s.runs)
+			}
+		}},
+		{"claim a run twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutRunCommand, putRunBody{testRun(t0, RunClaimed), true})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, PutRunCommand, putRunBody{testRun(t0, RunClaimed), true})
+		}, ErrExists, nil},
+		{"update a run that was never claimed", nil, func(t *testing.T) []byte {
+			return mustCmd(t, PutRunCommand, putRunBody{testRun(t0, RunDone), false})
+		}, ErrNotFound, nil},
+		{"a finished run forgets older ones", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutRunCommand, putRunBody{testRun(t0, RunDone), true}),
+				mustCmd(t, PutRunCommand, putRunBody{testRun(t0.Add(time.Hour), RunClaimed), true})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, PutRunCommand, putRunBody{testRun(t0.Add(time.Hour), RunDone), false})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if len(s.runs) != 1 {
+				t.Errorf("runs = %v", s.runs)
+			}
+		}},
 		{"end a gc round that is not running", nil, func(t *testing.T) []byte {
 			return mustCmd(t, EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone}})
 		}, ErrConflict, nil},
@@ -378,7 +407,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			}
 		})
 	}
-	for ct := AddSourceCommand; ct <= RemovePolicyCommand; ct++ {
+	for ct := AddSourceCommand; ct <= PutRunCommand; ct++ {
 		if !covered[ct] {
 			t.Errorf("command type %d has no test", ct)
 		}
@@ -463,6 +492,7 @@ func testLog(t testing.TB) [][]byte {
 	add(RedeemJoinTokenCommand, redeemTokenBody{testToken(2).Hash, "n3", t0})
 	add(BeginGCCommand, beginGCBody{GCRound{Job: "job-gc", Started: t0, Cutoff: t0}})
 	add(PutPolicyCommand, putPolicyBody{testPolicy("gold")})
+	add(PutRunCommand, putRunBody{testRun(t0, RunClaimed), true})
 	add(EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone, Finished: t0.Add(time.Minute), BytesReclaimed: 7}})
 	log = append(log, []byte{byte(IgnoreUnknown | 0x7e), recordV1, '{', '}'})
 	return log

@@ -38,6 +38,7 @@ const (
 	recordToken  recordType = 7
 	recordGC     recordType = 8
 	recordPolicy recordType = 9
+	recordRun    recordType = 10
 )
 
 type epochRecord struct {
@@ -107,6 +108,9 @@ func (s *Snapshot) Persist(w io.Writer) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.policies)) {
 		put(recordPolicy, st.policies[name])
+	}
+	for _, k := range slices.Sorted(maps.Keys(st.runs)) {
+		put(recordRun, st.runs[k])
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", err)
@@ -237,6 +241,19 @@ func (st *state) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		return st.putKey(k)
+	case recordRun:
+		var r Run
+		if err := decode(b, &r); err != nil {
+			return err
+		}
+		if err := checkRun(r); err != nil {
+			return err
+		}
+		if _, ok := st.runs[r.key()]; ok {
+			return fmt.Errorf("run twice: %w", ErrExists)
+		}
+		st.runs[r.key()] = r
+		return nil
 	case recordPolicy:
 		var p Policy
 		if err := decode(b, &p); err != nil {

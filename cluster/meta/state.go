@@ -28,6 +28,7 @@ type state struct {
 	tokens   map[string]JoinToken // by hash
 	gc       GCRound              // the latest garbage-collection round
 	policies map[string]Policy
+	runs     map[string]Run // scheduled runs by Run.key
 }
 
 func newState() *state {
@@ -43,6 +44,7 @@ func newState() *state {
 		nodes:    map[string]Node{},
 		tokens:   map[string]JoinToken{},
 		policies: map[string]Policy{},
+		runs:     map[string]Run{},
 	}
 }
 
@@ -63,6 +65,7 @@ func (s *state) clone() *state {
 		tokens:   maps.Clone(s.tokens),
 		gc:       s.gc,
 		policies: maps.Clone(s.policies),
+		runs:     maps.Clone(s.runs),
 	}
 }
 

@@ -24,8 +24,8 @@ pruned. --lock keeps every restore point taken under the policy from being
 deleted by anyone, admins included, for that long (units h, d, w, y = 365 d).
 See docs/policies.md.
 
-This version records the schedule; the scheduler that runs it is not built
-yet. Retention and locks apply now (cairn prune; every new restore point).`,
+The cluster's leader starts each due backup once (a window missed while the
+cluster was down runs once) and retries a failed one up to three times.`,
 		Example: `  cairn policy create gold --schedule "daily 02:00 Europe/Berlin" --keep-last 7 --keep-weekly 4 --keep-monthly 12 --lock 30d`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

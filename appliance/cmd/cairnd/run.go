@@ -160,6 +160,9 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
+	// The scheduler passes on the leader only; its claims go through Raft,
+	// so a new leader carries on where the old one stopped.
+	go mgr.NewScheduler(jobs.SchedulerOptions{}).Run(ctx, catalog.IsLeader)
 	if cfg.demo {
 		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
 		if err != nil {

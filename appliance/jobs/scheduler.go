@@ -1,0 +1,289 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnhq/cairn/appliance/api"
+	"github.com/cairnhq/cairn/appliance/policy"
+	"github.com/cairnhq/cairn/cluster/meta"
+)
+
+// SchedulerOptions tune the scheduler; zero fields take the defaults.
+type SchedulerOptions struct {
+	Tick        time.Duration // how often the leader looks; default 5 s
+	MaxAttempts int           // attempts per scheduled run; default 3
+	RetryAfter  time.Duration // wait before the first retry, doubling after; default 5 min
+	PerSource   int           // scheduled backups of one source at once; default 2
+	PerNode     int           // scheduled backups on this node at once; default 4
+	ObjectsTTL  time.Duration // how long a source's object list is reused; default 5 min
+}
+
+func (o SchedulerOptions) withDefaults() SchedulerOptions {
+	if o.Tick <= 0 {
+		o.Tick = 5 * time.Second
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.RetryAfter < 0 {
+		o.RetryAfter = 0
+	} else if o.RetryAfter == 0 {
+		o.RetryAfter = 5 * time.Minute
+	}
+	if o.PerSource <= 0 {
+		o.PerSource = 2
+	}
+	if o.PerNode <= 0 {
+		o.PerNode = 4
+	}
+	if o.ObjectsTTL <= 0 {
+		o.ObjectsTTL = 5 * time.Minute
+	}
+	return o
+}
+
+// Scheduler turns policies' schedules into backups. Only the Raft leader
+// runs passes; every decision goes through the replicated state, so a new
+// leader carries on where the old one stopped:
+//
+//   - A due slot is claimed (meta.Run) before its job starts; a slot is
+//     claimed once, whoever leads. Due gives only the latest missed slot,
+//     so a window missed while the cluster was down runs once.
+//   - A claimed run is done once a restore point names its job. An
+//     attempt whose job failed, was interrupted (its node died or was
+//     declared down) or never started (the leader died in between) is
+//     retried with doubling waits, up to MaxAttempts.
+//   - At most PerSource scheduled backups of a source and PerNode on this
+//     node run at once; the rest wait for a later pass.
+type Scheduler struct {
+	m    *Manager
+	opts SchedulerOptions
+
+	mu      sync.Mutex
+	objects map[string]cachedObjects // by source
+}
+
+type cachedObjects struct {
+	names []string
+	at    time.Time
+}
+
+// NewScheduler returns the scheduler of m.
+func (m *Manager) NewScheduler(opts SchedulerOptions) *Scheduler {
+	return &Scheduler{m: m, opts: opts.withDefaults(), objects: map[string]cachedObjects{}}
+}
+
+// Run passes every Tick while lead reports true, until ctx ends.
+func (s *Scheduler) Run(ctx context.Context, lead func() bool) {
+	tick := time.NewTicker(s.opts.Tick)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !lead() {
+			continue
+		}
+		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
+			s.m.log.Warn("scheduler pass", "err", err)
+		}
+	}
+}
+
+// Pass looks once: it settles claimed runs, retries failed attempts and
+// starts the slots that are due. It returns the jobs it started.
+func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
+	now := s.m.now()
+	c := s.m.catalog
+	runs, err := c.Runs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var started []meta.Job
+	var errs []error
+	busySource := map[string]int{}
+	busyNode := 0
+	latest := map[string]time.Time{} // policy/source/object → newest slot
+	for _, r := range runs {
+		k := r.Policy + "/" + r.Source + "/" + r.Object
+		if r.Slot.After(latest[k]) {
+			latest[k] = r.Slot
+		}
+		if r.State != meta.RunClaimed {
+			continue
+		}
+		r, running, err := s.settle(ctx, r, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if running {
+			busySource[r.Source]++
+			busyNode++
+		}
+	}
+	// Retries first: they are older.
+	runs, err = c.Runs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.State != meta.RunClaimed || r.Job != "" || now.Before(r.NextTry) {
+			continue
+		}
+		if busySource[r.Source] >= s.opts.PerSource || busyNode >= s.opts.PerNode {
+			continue
+		}
+		if j, err := s.attempt(ctx, r, now); err != nil {
+			errs = append(errs, err)
+		} else if j.ID != "" {
+			started = append(started, j)
+			busySource[r.Source]++
+			busyNode++
+		}
+	}
+	policies, err := c.Policies(ctx)
+	if err != nil {
+		return started, err
+	}
+	for _, p := range policies {
+		if p.Schedule == "" {
+			continue
+		}
+		sched, err := policy.ParseSchedule(p.Schedule)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy %s: %w", p.Name, err))
+			continue
+		}
+		for _, target := range p.Targets {
+			objects, err := s.objectsOf(ctx, target, now)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("policy %s: %w", p.Name, err))
+				continue
+			}
+			source, _, _ := strings.Cut(target, "/")
+			for _, object := range objects {
+				if owner, err := c.PolicyFor(ctx, source, object); err != nil || owner.Name != p.Name {
+					continue // an object's own policy wins over its source's
+				}
+				last := latest[p.Name+"/"+source+"/"+object]
+				if last.IsZero() {
+					last = p.Created // a new policy waits for its first slot
+				}
+				due, slot := policy.Due(sched, last, now)
+				if !due || busySource[source] >= s.opts.PerSource || busyNode >= s.opts.PerNode {
+					continue
+				}
+				r := meta.Run{Policy: p.Name, Source: source, Object: object, Slot: slot, State: meta.RunClaimed}
+				if err := c.ClaimRun(ctx, r); errors.Is(err, meta.ErrExists) {
+					continue
+				} else if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				j, err := s.attempt(ctx, r, now)
+				if err != nil {
+					errs = append(errs, err)
+				} else if j.ID != "" {
+					started = append(started, j)
+					busySource[source]++
+					busyNode++
+				}
+			}
+		}
+	}
+	return started, errors.Join(errs...)
+}
+
+// settle brings a claimed run up to date with its job and reports whether
+// that job is still running.
+func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta.Run, bool, error) {
+	c := s.m.catalog
+	if r.Job == "" {
+		return r, false, nil // waiting for a retry
+	}
+	points, err := c.RestorePoints(ctx, meta.Filter{Source: r.Source, Object: r.Object})
+	if err != nil {
+		return r, false, err
+	}
+	for _, rp := range points {
+		if rp.Job == r.Job {
+			r.State, r.Error = meta.RunDone, ""
+			return r, false, c.UpdateRun(ctx, r)
+		}
+	}
+	j, err := c.Job(ctx, r.Job)
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		j = meta.Job{State: meta.JobFailed, Error: "the job was never recorded"}
+	case err != nil:
+		return r, false, err
+	case !j.Done():
+		return r, true, nil
+	}
+	r.Error = fmt.Sprintf("attempt %d: %s: %s", r.Attempts, j.State, j.Error)
+	if r.Attempts >= s.opts.MaxAttempts {
+		r.State = meta.RunFailed
+		s.m.log.Error("scheduled backup failed for good", "policy", r.Policy, "source", r.Source, "object", r.Object,
+			"slot", r.Slot, "err", r.Error)
+	} else {
+		r.Job = ""
+		r.NextTry = now.Add(s.opts.RetryAfter << max(0, r.Attempts-1))
+		s.m.log.Warn("scheduled backup will be retried", "policy", r.Policy, "source", r.Source, "object", r.Object,
+			"slot", r.Slot, "next_try", r.NextTry, "err", r.Error)
+	}
+	return r, false, c.UpdateRun(ctx, r)
+}
+
+// attempt starts a job for a claimed run and records it on the run.
+func (s *Scheduler) attempt(ctx context.Context, r meta.Run, now time.Time) (meta.Job, error) {
+	r.Attempts++
+	j, err := s.m.StartBackup(ctx, api.BackupRequest{Source: r.Source, Object: r.Object})
+	if err != nil {
+		r.Error = fmt.Sprintf("attempt %d: %v", r.Attempts, err)
+		if r.Attempts >= s.opts.MaxAttempts {
+			r.State = meta.RunFailed
+		} else {
+			r.NextTry = now.Add(s.opts.RetryAfter << max(0, r.Attempts-1))
+		}
+		return meta.Job{}, s.m.catalog.UpdateRun(ctx, r)
+	}
+	r.Job = j.ID
+	s.m.log.Info("scheduled backup started", "policy", r.Policy, "source", r.Source, "object", r.Object,
+		"slot", r.Slot, "attempt", r.Attempts, "job", j.ID)
+	return j, s.m.catalog.UpdateRun(ctx, r)
+}
+
+// objectsOf lists what a target covers: one object, or every object of a
+// source (asked of its plugin at most once per ObjectsTTL).
+func (s *Scheduler) objectsOf(ctx context.Context, target string, now time.Time) ([]string, error) {
+	source, object, ok := strings.Cut(target, "/")
+	if ok {
+		return []string{object}, nil
+	}
+	s.mu.Lock()
+	cached, hit := s.objects[source]
+	s.mu.Unlock()
+	if hit && now.Sub(cached.at) < s.opts.ObjectsTTL {
+		return cached.names, nil
+	}
+	objs, err := s.m.Objects(ctx, source)
+	if err != nil {
+		return nil, fmt.Errorf("list objects of %s: %w", source, err)
+	}
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	s.mu.Lock()
+	s.objects[source] = cachedObjects{names: names, at: now}
+	s.mu.Unlock()
+	return names, nil
+}

@@ -1,0 +1,164 @@
+package jobs_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/appliance/api"
+	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/keys"
+	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins"
+	"github.com/cairnhq/cairn/plugins/file"
+)
+
+// clock is a settable time shared by the two managers of a test.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// pointsByHour counts restore points by the hour their backup started in:
+// the test's clock stands still while a pass's jobs run.
+func pointsByHour(t *testing.T, c *meta.Memory) map[string]int {
+	t.Helper()
+	rps, err := c.RestorePoints(context.Background(), meta.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, rp := range rps {
+		out[rp.Time.UTC().Format("15")]++
+	}
+	return out
+}
+
+// TestSchedulerExactlyOnce: two appliance nodes share the replicated
+// catalog; the leader runs the scheduler. Each hourly slot makes exactly
+// one restore point: when the leader dies while a slot's backup runs, the
+// next leader retries that run once and claims nothing twice; a window
+// missed during downtime runs once; two passes at the same instant start
+// one job.
+func TestSchedulerExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t) // its manager stays idle; A and B are the nodes
+	master, _, err := keys.Load(filepath.Join(f.dir, "master.key"), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)}
+	node := func(name string) *jobs.Manager {
+		m, err := jobs.New(ctx, f.catalog, keys.NewRing(master, f.catalog, nil), f.store, []plugins.Kind{file.Kind()},
+			jobs.Options{Node: name, Now: clk.now, Secrets: keys.NewSecrets(master, nil)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b := node("a"), node("b")
+	defer b.Close()
+	opts := jobs.SchedulerOptions{RetryAfter: -1}
+	sa, sb := a.NewScheduler(opts), b.NewScheduler(opts)
+
+	img := f.image(t, "vm.img", 5<<20)
+	if _, err := a.AddSource(ctx, api.AddSourceRequest{Name: "vm", Kind: "file", Config: map[string]string{"path": img}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CreatePolicy(ctx, api.PolicyRequest{Name: "hourly", Schedule: "hourly :00", KeepLast: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AssignPolicy(ctx, "hourly", "vm"); err != nil {
+		t.Fatal(err)
+	}
+	pass := func(s *jobs.Scheduler, m *jobs.Manager) []meta.Job {
+		t.Helper()
+		js, err := s.Pass(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range js {
+			wait(t, m, j.ID)
+		}
+		return js
+	}
+
+	// Nothing is due before the first slot after the policy was made.
+	if js := pass(sa, a); len(js) != 0 {
+		t.Fatalf("started %d jobs before the first slot", len(js))
+	}
+	clk.set(time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))
+	if js := pass(sa, a); len(js) != 1 {
+		t.Fatalf("10:00: started %d jobs, want 1", len(js))
+	}
+	pass(sa, a) // settles the run
+	if js := pass(sa, a); len(js) != 0 {
+		t.Fatalf("10:00 ran again: %d jobs", len(js))
+	}
+
+	// 11:00: A starts the slot's backup and dies with it in flight.
+	clk.set(time.Date(2026, 11, 22, 11, 0, 5, 0, time.UTC))
+	f.store.open = make(chan struct{})
+	js, err := sa.Pass(ctx)
+	if err != nil || len(js) != 1 {
+		t.Fatalf("11:00 on A: %v %v", js, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	a.Close() // the job is recorded interrupted, as when its node is declared down
+	close(f.store.open)
+	if j, _ := f.catalog.Job(ctx, js[0].ID); j.State != meta.JobInterrupted {
+		t.Fatalf("the killed leader's job is %s", j.State)
+	}
+	// B leads now: it retries the 11:00 run once, then nothing more.
+	pass(sb, b)
+	pass(sb, b)
+	pass(sb, b)
+
+	// Down from 11:30 to 16:10: the missed windows run once.
+	clk.set(time.Date(2026, 11, 22, 16, 10, 0, 0, time.UTC))
+	if js := pass(sb, b); len(js) != 1 {
+		t.Fatalf("after downtime: %d jobs, want 1", len(js))
+	}
+	pass(sb, b)
+
+	// Two passes at the same instant (an old leader that has not noticed it
+	// lost the lead, and the new one) claim the slot once.
+	clk.set(time.Date(2026, 11, 22, 17, 0, 1, 0, time.UTC))
+	c := node("c")
+	defer c.Close()
+	sc := c.NewScheduler(opts)
+	var wg sync.WaitGroup
+	var n1, n2 []meta.Job
+	wg.Go(func() { n1, _ = sb.Pass(ctx) })
+	wg.Go(func() { n2, _ = sc.Pass(ctx) })
+	wg.Wait()
+	if len(n1)+len(n2) != 1 {
+		t.Fatalf("17:00 from two passes: %d + %d jobs", len(n1), len(n2))
+	}
+	for _, j := range append(n1, n2...) {
+		wait(t, b, j.ID)
+	}
+	pass(sb, b)
+
+	got := pointsByHour(t, f.catalog)
+	want := map[string]int{"10": 1, "11": 1, "16": 1, "17": 1}
+	if len(got) != len(want) {
+		t.Fatalf("restore points by slot: %v, want %v", got, want)
+	}
+	for slot, n := range want {
+		if got[slot] != n {
+			t.Fatalf("restore points by slot: %v, want %v", got, want)
+		}
+	}
+	runs, _ := f.catalog.Runs(ctx)
+	for _, r := range runs {
+		if r.State != meta.RunDone {
+			t.Fatalf("run %s is %s: %s", r.Slot.Format("15:04"), r.State, r.Error)
+		}
+	}
+}
