@@ -34,6 +34,10 @@ func (notFound) CancelJob(context.Context, string) (meta.Job, error) {
 	return meta.Job{}, meta.ErrNotFound
 }
 
+func (notFound) StartVerifyAll(context.Context) (meta.Job, error) {
+	return meta.Job{}, meta.ErrNotFound
+}
+
 func (notFound) StartGC(context.Context, api.GCRequest) (meta.Job, error) {
 	return meta.Job{}, meta.ErrNotFound
 }

@@ -19,6 +19,25 @@ func (s *Server) startGC(r *http.Request) (int, any, error) {
 	return http.StatusAccepted, job, nil
 }
 
+func (s *Server) startVerifyAll(r *http.Request) (int, any, error) {
+	var none struct{}
+	if err := decodeOptionalBody(r.Body, &none); err != nil {
+		return 0, nil, err
+	}
+	job, err := s.svc.StartVerifyAll(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, job, nil
+}
+
+// StartVerifyAll verifies every restore point.
+func (c *Client) StartVerifyAll(ctx context.Context) (meta.Job, error) {
+	var out meta.Job
+	err := c.do(ctx, http.MethodPost, "/verify", nil, nil, &out)
+	return out, err
+}
+
 // deleted is the answer to a deletion.
 type deleted struct {
 	Deleted string `json:"deleted"`

@@ -35,6 +35,7 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/api/v1/restore-points/{id}/verify", handle: s.startVerify},
 		{method: "DELETE", path: "/api/v1/restore-points/{id}", handle: s.deleteRestorePoint},
 		{method: "POST", path: "/api/v1/gc", handle: s.startGC},
+		{method: "POST", path: "/api/v1/verify", handle: s.startVerifyAll},
 
 		{method: "GET", path: "/api/v1/policies", handle: s.listPolicies},
 		{method: "POST", path: "/api/v1/policies", handle: s.createPolicy},

@@ -43,6 +43,9 @@ type Service interface {
 	// Jobs lists at most limit jobs, newest first.
 	Jobs(ctx context.Context, limit int) ([]meta.Job, error)
 	Job(ctx context.Context, id string) (meta.Job, error)
+	// StartVerifyAll verifies every restore point, repairing damaged
+	// copies from replicas.
+	StartVerifyAll(ctx context.Context) (meta.Job, error)
 	// StartGC starts a garbage-collection round.
 	StartGC(ctx context.Context, req GCRequest) (meta.Job, error)
 	// DeleteRestorePoint forgets a restore point; its chunks go in later

@@ -65,6 +65,16 @@ type Store interface {
 	Delete(ctx context.Context, ids []chunk.ID) error
 }
 
+// Repairer replaces damaged chunk copies from replicas; the cluster member
+// is one.
+type Repairer interface {
+	Repaired() int64
+	WaitRepairs(ctx context.Context) error
+	// Scrub checks every copy on every node without keys and repairs the
+	// damaged ones; it returns the copies checked, damaged and repaired.
+	Scrub(ctx context.Context) (checked, damaged, repaired int64, err error)
+}
+
 // Secrets seals and opens sources' credentials; *keys.Secrets is one.
 type Secrets interface {
 	Seal(source string, secrets map[string]string) ([]byte, error)
@@ -85,6 +95,9 @@ type Options struct {
 	// the default deletes it from the store, so the next backup of its
 	// data stores it again.
 	Quarantine func(ctx context.Context, id chunk.ID)
+	// Repairer, if set, replaces damaged copies from good replicas as reads
+	// find them; verifications count its repairs.
+	Repairer Repairer
 	// Collector sweeps the nodes' stores for garbage collection; without it
 	// StartGC is refused.
 	Collector Collector
@@ -105,6 +118,7 @@ type Manager struct {
 	secrets   Secrets
 	node      string
 	collector Collector
+	repairer  Repairer
 	backup    *backup.Engine
 	restore   *restore.Engine
 	now       func() time.Time
@@ -133,7 +147,7 @@ var _ api.Service = (*Manager)(nil)
 // interrupted.
 // kinds are the plugins the appliance offers, wired explicitly by the daemon.
 func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node, collector: opts.Collector,
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node, collector: opts.Collector, repairer: opts.Repairer,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
 	for _, k := range kinds {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/backup"
@@ -334,30 +335,124 @@ func (m *Manager) StartVerify(ctx context.Context, id string) (meta.Job, error) 
 	return m.start(meta.Job{Kind: meta.JobVerify, Source: rp.Source, Object: rp.Object, RestorePoint: rp.ID},
 		func() (int64, int64) { return progress.Done.Load(), progress.Total.Load() },
 		func(ctx context.Context, l *live) error {
-			key, err := m.keys.Tenant(ctx, rp.Tenant)
-			if err != nil {
-				return fmt.Errorf("tenant key: %w", err)
-			}
-			res, err := m.restore.Verify(ctx, key, rp, progress)
+			res, err := m.verifyRepairing(ctx, progress, rp)
 			if err != nil {
 				return err
 			}
 			l.mu.Lock()
 			l.job.Verify = &res
 			l.mu.Unlock()
-			state := meta.VerifyState{State: meta.VerifyOK, At: m.now()}
 			if !res.OK {
-				state.State = meta.VerifyFailed
-				state.Error = fmt.Sprintf("%d corrupt and %d missing chunks", res.Corrupt, res.Missing)
-			}
-			if err := m.catalog.SetVerify(ctx, rp.ID, state); err != nil {
-				return fmt.Errorf("record verification: %w", err)
-			}
-			if !res.OK {
-				return fmt.Errorf("verification found %s", state.Error)
+				return fmt.Errorf("verification found %d corrupt and %d missing chunks", res.Corrupt, res.Missing)
 			}
 			return nil
 		})
+}
+
+// StartVerifyAll verifies every restore point, repairing damaged copies
+// from good replicas as it goes, and records each outcome.
+func (m *Manager) StartVerifyAll(ctx context.Context) (meta.Job, error) {
+	progress := new(restore.Progress)
+	return m.start(meta.Job{Kind: meta.JobVerify},
+		func() (int64, int64) { return progress.Done.Load(), progress.Total.Load() },
+		func(ctx context.Context, l *live) error {
+			points, err := m.catalog.RestorePoints(ctx, meta.Filter{})
+			if err != nil {
+				return err
+			}
+			all := meta.VerifyResult{OK: true, RestorePoints: len(points)}
+			// First every copy on every node, keyless: a read below meets
+			// only the first good copy of each chunk.
+			if m.repairer != nil {
+				checked, damaged, repaired, err := m.repairer.Scrub(ctx)
+				if err != nil {
+					return fmt.Errorf("scrub: %w", err)
+				}
+				all.Repaired += repaired
+				if damaged > repaired {
+					all.Errors = append(all.Errors, fmt.Sprintf("scrub: %d of %d copies damaged, %d repaired", damaged, checked, repaired))
+				}
+			}
+			var total int64
+			for _, rp := range points {
+				total += rp.LogicalBytes
+			}
+			progress.Total.Store(total)
+			var done int64
+			for _, rp := range points {
+				sub := new(restore.Progress)
+				stop := make(chan struct{})
+				go func() { // carry the point's progress into the job's
+					t := time.NewTicker(200 * time.Millisecond)
+					defer t.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+							progress.Done.Store(done + sub.Done.Load())
+						}
+					}
+				}()
+				res, err := m.verifyRepairing(ctx, sub, rp)
+				close(stop)
+				done += rp.LogicalBytes
+				progress.Done.Store(done)
+				if err != nil {
+					return fmt.Errorf("restore point %s: %w", rp.ID, err)
+				}
+				all.OK = all.OK && res.OK
+				all.ChunksChecked += res.ChunksChecked
+				all.BytesChecked += res.BytesChecked
+				all.Corrupt += res.Corrupt
+				all.Missing += res.Missing
+				all.Repaired += res.Repaired
+				for _, e := range res.Errors {
+					if len(all.Errors) < 20 {
+						all.Errors = append(all.Errors, rp.ID+": "+e)
+					}
+				}
+				l.mu.Lock()
+				l.job.Verify = &all
+				l.mu.Unlock()
+			}
+			if !all.OK {
+				return fmt.Errorf("verification found %d corrupt and %d missing chunks", all.Corrupt, all.Missing)
+			}
+			return nil
+		})
+}
+
+// verifyRepairing verifies one restore point, counts the damaged copies
+// replaced from replicas meanwhile, and records the outcome on the point.
+func (m *Manager) verifyRepairing(ctx context.Context, progress *restore.Progress, rp meta.RestorePoint) (meta.VerifyResult, error) {
+	key, err := m.keys.Tenant(ctx, rp.Tenant)
+	if err != nil {
+		return meta.VerifyResult{}, fmt.Errorf("tenant key: %w", err)
+	}
+	var before int64
+	if m.repairer != nil {
+		before = m.repairer.Repaired()
+	}
+	res, err := m.restore.Verify(ctx, key, rp, progress)
+	if err != nil {
+		return res, err
+	}
+	if m.repairer != nil {
+		if err := m.repairer.WaitRepairs(ctx); err != nil {
+			return res, err
+		}
+		res.Repaired = m.repairer.Repaired() - before
+	}
+	state := meta.VerifyState{State: meta.VerifyOK, At: m.now()}
+	if !res.OK {
+		state.State = meta.VerifyFailed
+		state.Error = fmt.Sprintf("%d corrupt and %d missing chunks", res.Corrupt, res.Missing)
+	}
+	if err := m.catalog.SetVerify(ctx, rp.ID, state); err != nil {
+		return res, fmt.Errorf("record verification: %w", err)
+	}
+	return res, nil
 }
 
 // RestorePoints lists restore points.

@@ -112,11 +112,14 @@ func (m *Member) Chunks() store.Store {
 	return m.chunks.store
 }
 
-// quarantine deletes one node's corrupt copy, so the next healing round
-// replaces it from a good replica.
+// quarantine deletes one node's corrupt copy and puts a good copy from
+// another replica in its place; with no good copy left, the next backup
+// that meets the data stores it again.
 func (m *Member) quarantine(node string, id chunk.ID, cause error) {
-	m.log.Warn("corrupt chunk copy: deleting it so healing restores it from a replica", "node", node, "chunk", id.String(), "err", cause)
+	m.log.Warn("corrupt chunk copy: replacing it from a replica", "node", node, "chunk", id.String(), "err", cause)
+	m.repairs.Add(1)
 	go func() {
+		defer m.repairs.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		st, err := m.node(node)
@@ -125,8 +128,37 @@ func (m *Member) quarantine(node string, id chunk.ID, cause error) {
 		}
 		if err != nil {
 			m.log.Error("delete corrupt chunk copy", "node", node, "chunk", id.String(), "err", err)
+			return
 		}
+		good, err := m.chunks.store.Get(ctx, id)
+		if err != nil {
+			m.log.Error("no good copy of a corrupt chunk is left: the next backup of its data stores it again", "chunk", id.String(), "err", err)
+			return
+		}
+		if _, err := st.Put(ctx, id, good); err != nil {
+			m.log.Error("replace corrupt chunk copy", "node", node, "chunk", id.String(), "err", err)
+			return
+		}
+		m.repaired.Add(1)
+		m.log.Info("corrupt chunk copy replaced from a replica", "node", node, "chunk", id.String())
 	}()
+}
+
+// Repaired counts the corrupt copies this member has replaced from a
+// replica since it started.
+func (m *Member) Repaired() int64 { return m.repaired.Load() }
+
+// WaitRepairs waits until the repairs of corrupt copies found so far are
+// done.
+func (m *Member) WaitRepairs(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { m.repairs.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // chunkHealer is the Healer of the member's own chunk data.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -100,7 +101,9 @@ type Member struct {
 	healed   bool
 	lastHeal time.Time
 
-	chunks *chunks
+	chunks   *chunks
+	repairs  sync.WaitGroup // repairs of corrupt copies under way
+	repaired atomic.Int64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -187,6 +190,7 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 	m.routes.Handle("GET /cairn/member/v1/health", m.membersOnly(http.HandlerFunc(m.handleHealth)))
 	m.routes.Handle("GET /cairn/member/v1/status", m.membersOnly(http.HandlerFunc(m.handleStatus)))
 	m.routes.Handle("POST /cairn/member/v1/gc/sweep", m.membersOnly(http.HandlerFunc(m.handleSweep)))
+	m.routes.Handle("POST /cairn/member/v1/scrub", m.membersOnly(http.HandlerFunc(m.handleScrub)))
 	m.http = &http.Server{Handler: m.routes, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 

@@ -182,11 +182,17 @@ type Progress struct {
 
 // VerifyResult is what a verification found.
 type VerifyResult struct {
-	OK            bool     `json:"ok"`
-	ChunksChecked int64    `json:"chunks_checked"`
-	BytesChecked  int64    `json:"bytes_checked"`
-	Corrupt       int64    `json:"corrupt"`
-	Missing       int64    `json:"missing"`
+	OK            bool  `json:"ok"`
+	ChunksChecked int64 `json:"chunks_checked"`
+	BytesChecked  int64 `json:"bytes_checked"`
+	Corrupt       int64 `json:"corrupt"`
+	Missing       int64 `json:"missing"`
+	// Repaired counts damaged copies replaced from a good replica while
+	// the verification ran.
+	Repaired int64 `json:"repaired"`
+	// RestorePoints counts the restore points a verification of all of
+	// them checked.
+	RestorePoints int      `json:"restore_points,omitempty"`
 	Fingerprint   string   `json:"fingerprint"`
 	Errors        []string `json:"errors,omitempty"`
 }

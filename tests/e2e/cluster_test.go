@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"crypto/rand"
 	"encoding/json"
 	"os"
@@ -71,6 +72,41 @@ func randomImage(t *testing.T, path string, size int) {
 	}
 }
 
+// startCluster starts n cairnd processes on loopback: the first
+// bootstraps, each next joins with a token from the one before. It waits
+// until all are healthy voters and returns them, and them by node ID.
+func startCluster(t *testing.T, dir string, n int) ([]*node, map[string]*node) {
+	t.Helper()
+	nodes := make([]*node, n)
+	for i := range nodes {
+		nodes[i] = &node{data: filepath.Join(dir, "n"+string(rune('1'+i))), cluster: freeAddr(t)}
+	}
+	nodes[0].daemon = startDaemon(t, nodes[0].data, "", clusterFlags(nodes[0].cluster)...)
+	for i := 1; i < n; i++ {
+		var tok api.JoinToken
+		if err := json.Unmarshal([]byte(nodes[i-1].ok("cluster", "join-token", "-o", "json")), &tok); err != nil || tok.Token == "" {
+			t.Fatalf("join token: %v %+v", err, tok)
+		}
+		nodes[i].daemon = startDaemon(t, nodes[i].data, "", clusterFlags(nodes[i].cluster, "--join", tok.Join, "--token", tok.Token)...)
+	}
+	byID := map[string]*node{}
+	waitFor(t, fmt.Sprintf("%d healthy members", n), time.Minute, func() bool {
+		st, ok := nodes[n-1].status(t)
+		if !ok || !healthy(st, n) {
+			return false
+		}
+		for _, sn := range st.Nodes {
+			for _, nd := range nodes {
+				if sn.API == nd.addr {
+					byID[sn.ID] = nd
+				}
+			}
+		}
+		return len(byID) == n
+	})
+	return nodes, byID
+}
+
 // TestClusterSurvivesKills is the cluster issue's evidence: three cairnd
 // processes on loopback bootstrap and join; a follower killed mid-backup
 // does not fail the backup; a killed leader is replaced within 10 s and the
@@ -79,33 +115,7 @@ func randomImage(t *testing.T, path string, size int) {
 // chunk is back on three nodes.
 func TestClusterSurvivesKills(t *testing.T) {
 	dir := t.TempDir()
-	nodes := make([]*node, 3)
-	for i := range nodes {
-		nodes[i] = &node{data: filepath.Join(dir, "n"+string(rune('1'+i))), cluster: freeAddr(t)}
-	}
-	nodes[0].daemon = startDaemon(t, nodes[0].data, "", clusterFlags(nodes[0].cluster)...)
-	for i := 1; i < 3; i++ {
-		var tok api.JoinToken
-		if err := json.Unmarshal([]byte(nodes[i-1].ok("cluster", "join-token", "-o", "json")), &tok); err != nil || tok.Token == "" {
-			t.Fatalf("join token: %v %+v", err, tok)
-		}
-		nodes[i].daemon = startDaemon(t, nodes[i].data, "", clusterFlags(nodes[i].cluster, "--join", tok.Join, "--token", tok.Token)...)
-	}
-	byID := map[string]*node{}
-	waitFor(t, "three healthy members", time.Minute, func() bool {
-		st, ok := nodes[2].status(t)
-		if !ok || !healthy(st, 3) {
-			return false
-		}
-		for _, sn := range st.Nodes {
-			for _, n := range nodes {
-				if sn.API == n.addr {
-					byID[sn.ID] = n
-				}
-			}
-		}
-		return len(byID) == 3
-	})
+	nodes, byID := startCluster(t, dir, 3)
 	leaderOf := func(via *node) (*node, []*node) {
 		st, _ := via.status(t)
 		var followers []*node
@@ -189,5 +199,59 @@ func TestClusterSurvivesKills(t *testing.T) {
 		if _, err := n.client.RestorePoint(ctx, points["after"].ID); err != nil {
 			t.Fatalf("%s does not know the last restore point: %v", n.addr, err)
 		}
+	}
+}
+
+// TestClusterBitRot: bytes flipped in one node's segment files; verify
+// --all finds every damaged copy and replaces it from a replica, the
+// restore is byte-identical, and a second verify finds nothing to repair.
+func TestClusterBitRot(t *testing.T) {
+	dir := t.TempDir()
+	nodes, _ := startCluster(t, dir, 3)
+	img := filepath.Join(dir, "x.img")
+	randomImage(t, img, 48<<20)
+	nodes[0].ok("source", "add", "file", "x", "--path", img)
+	rp := nodes[0].backup("x")
+
+	// Rot: one byte in each of the victim's chunk records.
+	victim := nodes[1]
+	segs, _ := filepath.Glob(filepath.Join(victim.data, "chunks", "segments", "*.seg"))
+	flipped := 0
+	for _, seg := range segs {
+		f, err := os.OpenFile(seg, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		for off := int64(1 << 20); off < fi.Size(); off += 4 << 20 {
+			b := []byte{0}
+			f.ReadAt(b, off)
+			b[0] ^= 0x40
+			f.WriteAt(b, off)
+			flipped++
+		}
+		f.Close()
+	}
+	if flipped < 10 {
+		t.Fatalf("flipped only %d bytes in %v", flipped, segs)
+	}
+
+	var vr meta.VerifyResult
+	out := nodes[2].ok("verify", "--all", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &vr); err != nil {
+		t.Fatalf("verify output: %v\n%s", err, out)
+	}
+	t.Logf("verify --all after flipping %d bytes on one node: %+v", flipped, vr)
+	if !vr.OK || vr.Corrupt != 0 || vr.Missing != 0 || vr.Repaired < int64(flipped) || vr.ChunksChecked < rp.Chunks {
+		t.Fatalf("verify --all: %+v; want ok with at least %d repaired", vr, flipped)
+	}
+	restored := filepath.Join(dir, "x.restored")
+	nodes[1].ok("restore", rp.ID, "--to", "file:"+restored, "--wait")
+	sameFile(t, img, restored)
+
+	out = nodes[2].ok("verify", "--all", "-o", "json")
+	vr = meta.VerifyResult{}
+	if err := json.Unmarshal([]byte(out), &vr); err != nil || !vr.OK || vr.Repaired != 0 {
+		t.Fatalf("second verify --all: %v %+v", err, vr)
 	}
 }

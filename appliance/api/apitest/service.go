@@ -443,3 +443,8 @@ func (s *Service) AssignPolicy(ctx context.Context, name, target string) (meta.P
 func (s *Service) Prune(ctx context.Context, dryRun bool) (api.PruneResult, error) {
 	return api.PruneResult{DryRun: dryRun, Objects: []api.PruneObject{}}, nil
 }
+
+// StartVerifyAll is refused: the fake keeps no chunks to verify.
+func (s *Service) StartVerifyAll(ctx context.Context) (meta.Job, error) {
+	return meta.Job{}, invalid("this test appliance keeps no chunks to verify")
+}

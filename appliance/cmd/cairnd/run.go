@@ -148,7 +148,7 @@ func run(ctx context.Context, cfg config) error {
 	catalog := mem.Catalog()
 	ring := keys.NewRing(master, catalog, nil)
 	mgr, err := jobs.New(ctx, catalog, ring, mem.Chunks(), wirePlugins(), jobs.Options{
-		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(), Collector: collector{mem},
+		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(), Collector: collector{mem}, Repairer: repairer{mem},
 		// A read that finds a damaged copy fails over and has that copy
 		// deleted on its node, and healing restores it; deleting a chunk
 		// everywhere would throw the good copies away too.
@@ -226,4 +226,17 @@ func (c collector) Sweep(ctx context.Context, live *store.LiveSet, cutoff, purge
 		reclaimed += n.BytesReclaimed
 	}
 	return sum, reclaimed, err
+}
+
+// repairer adds the members' scrub to the member's repairs of damaged copies.
+type repairer struct{ *member.Member }
+
+func (r repairer) Scrub(ctx context.Context) (checked, damaged, repaired int64, err error) {
+	nodes, err := r.Member.Scrub(ctx)
+	for _, n := range nodes {
+		checked += n.Chunks
+		damaged += n.Damaged
+		repaired += n.Repaired
+	}
+	return checked, damaged, repaired, err
 }
