@@ -21,7 +21,18 @@ type SchedulerOptions struct {
 	PerSource   int           // scheduled backups of one source at once; default 2
 	PerNode     int           // scheduled backups on this node at once; default 4
 	ObjectsTTL  time.Duration // how long a source's object list is reused; default 5 min
+	// Verify and GC are the schedules of the cluster's own upkeep: verify
+	// --all (which also scrubs every node) and a garbage-collection round
+	// with the default grace. Empty runs neither.
+	Verify, GC string
 }
+
+// Upkeep runs are recorded under this policy name and source, with the
+// job kind as the object.
+const (
+	upkeepPolicy = "cluster-upkeep"
+	upkeepSource = "cluster"
+)
 
 func (o SchedulerOptions) withDefaults() SchedulerOptions {
 	if o.Tick <= 0 {
@@ -64,6 +75,8 @@ type Scheduler struct {
 	m    *Manager
 	opts SchedulerOptions
 
+	since time.Time // when the scheduler was made
+
 	mu      sync.Mutex
 	objects map[string]cachedObjects // by source
 }
@@ -75,7 +88,7 @@ type cachedObjects struct {
 
 // NewScheduler returns the scheduler of m.
 func (m *Manager) NewScheduler(opts SchedulerOptions) *Scheduler {
-	return &Scheduler{m: m, opts: opts.withDefaults(), objects: map[string]cachedObjects{}}
+	return &Scheduler{m: m, opts: opts.withDefaults(), since: m.now(), objects: map[string]cachedObjects{}}
 }
 
 // Run passes every Tick while lead reports true, until ctx ends.
@@ -147,6 +160,32 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 			started = append(started, j)
 			busySource[r.Source]++
 			busyNode++
+		}
+	}
+	for _, u := range []struct{ kind, spec string }{{meta.JobVerify, s.opts.Verify}, {meta.JobGC, s.opts.GC}} {
+		if u.spec == "" {
+			continue
+		}
+		sched, err := policy.ParseSchedule(u.spec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s schedule: %w", u.kind, err))
+			continue
+		}
+		last := latest[upkeepPolicy+"/"+upkeepSource+"/"+u.kind]
+		if last.IsZero() {
+			last = s.since // the first slot after this scheduler started
+		}
+		if due, slot := policy.Due(sched, last, now); due {
+			r := meta.Run{Policy: upkeepPolicy, Source: upkeepSource, Object: u.kind, Slot: slot, State: meta.RunClaimed}
+			if err := c.ClaimRun(ctx, r); err == nil {
+				if j, err := s.attempt(ctx, r, now); err != nil {
+					errs = append(errs, err)
+				} else if j.ID != "" {
+					started = append(started, j)
+				}
+			} else if !errors.Is(err, meta.ErrExists) {
+				errs = append(errs, err)
+			}
 		}
 	}
 	policies, err := c.Policies(ctx)
@@ -227,6 +266,9 @@ func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta
 		return r, false, err
 	case !j.Done():
 		return r, true, nil
+	case j.State == meta.JobSucceeded && r.Policy == upkeepPolicy:
+		r.State, r.Error = meta.RunDone, ""
+		return r, false, c.UpdateRun(ctx, r)
 	}
 	r.Error = fmt.Sprintf("attempt %d: %s: %s", r.Attempts, j.State, j.Error)
 	if r.Attempts >= s.opts.MaxAttempts {
@@ -245,7 +287,16 @@ func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta
 // attempt starts a job for a claimed run and records it on the run.
 func (s *Scheduler) attempt(ctx context.Context, r meta.Run, now time.Time) (meta.Job, error) {
 	r.Attempts++
-	j, err := s.m.StartBackup(ctx, api.BackupRequest{Source: r.Source, Object: r.Object})
+	var j meta.Job
+	var err error
+	switch {
+	case r.Policy == upkeepPolicy && r.Object == meta.JobVerify:
+		j, err = s.m.StartVerifyAll(ctx)
+	case r.Policy == upkeepPolicy && r.Object == meta.JobGC:
+		j, err = s.m.StartGC(ctx, api.GCRequest{})
+	default:
+		j, err = s.m.StartBackup(ctx, api.BackupRequest{Source: r.Source, Object: r.Object})
+	}
 	if err != nil {
 		r.Error = fmt.Sprintf("attempt %d: %v", r.Attempts, err)
 		if r.Attempts >= s.opts.MaxAttempts {

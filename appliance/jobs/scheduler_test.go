@@ -55,7 +55,7 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)}
 	node := func(name string) *jobs.Manager {
 		m, err := jobs.New(ctx, f.catalog, keys.NewRing(master, f.catalog, nil), f.store, []plugins.Kind{file.Kind()},
-			jobs.Options{Node: name, Now: clk.now, Secrets: keys.NewSecrets(master, nil)})
+			jobs.Options{Node: name, Now: clk.now, Secrets: keys.NewSecrets(master, nil), Collector: memCollector{f.store.Memory}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,6 +125,27 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 		t.Fatalf("after downtime: %d jobs, want 1", len(js))
 	}
 	pass(sb, b)
+
+	// Upkeep on a schedule of its own: a GC round at 16:30 and a verify of
+	// everything at 16:45, once each.
+	up := b.NewScheduler(jobs.SchedulerOptions{RetryAfter: -1, Verify: "daily 16:45", GC: "daily 16:30"})
+	clk.set(time.Date(2026, 11, 22, 16, 31, 0, 0, time.UTC))
+	ups, err := up.Pass(ctx)
+	if err != nil || len(ups) != 1 || ups[0].Kind != meta.JobGC {
+		t.Fatalf("16:31 upkeep: %+v %v", ups, err)
+	}
+	wait(t, b, ups[0].ID)
+	clk.set(time.Date(2026, 11, 22, 16, 50, 0, 0, time.UTC))
+	ups, err = up.Pass(ctx)
+	if err != nil || len(ups) != 1 || ups[0].Kind != meta.JobVerify {
+		t.Fatalf("16:50 upkeep: %+v %v", ups, err)
+	}
+	if v := wait(t, b, ups[0].ID); v.State != meta.JobSucceeded || !v.Verify.OK || v.Verify.RestorePoints != 3 {
+		t.Fatalf("scheduled verify: %s %+v", v.State, v.Verify)
+	}
+	if ups, _ = up.Pass(ctx); len(ups) != 0 {
+		t.Fatalf("upkeep ran twice: %+v", ups)
+	}
 
 	// Two passes at the same instant (an old leader that has not noticed it
 	// lost the lead, and the new one) claim the slot once.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cairnhq/cairn/appliance/api"
@@ -382,20 +383,22 @@ func (m *Manager) StartVerifyAll(ctx context.Context) (meta.Job, error) {
 			for _, rp := range points {
 				sub := new(restore.Progress)
 				stop := make(chan struct{})
-				go func() { // carry the point's progress into the job's
+				var carry sync.WaitGroup
+				carry.Go(func() { // carry the point's progress into the job's
 					t := time.NewTicker(200 * time.Millisecond)
 					defer t.Stop()
-					for {
+					for base := done; ; {
 						select {
 						case <-stop:
 							return
 						case <-t.C:
-							progress.Done.Store(done + sub.Done.Load())
+							progress.Done.Store(base + sub.Done.Load())
 						}
 					}
-				}()
+				})
 				res, err := m.verifyRepairing(ctx, sub, rp)
 				close(stop)
+				carry.Wait()
 				done += rp.LogicalBytes
 				progress.Done.Store(done)
 				if err != nil {

@@ -87,6 +87,8 @@ the API.`,
 	f.StringVar(&cfg.token, "token", "", "join token from cairn cluster join-token (with --join)")
 	f.DurationVar(&cfg.deadAfter, "dead-after", 30*time.Second, "how long a node may be unreachable before its chunks are re-replicated")
 	f.DurationVar(&cfg.healEvery, "heal-every", 10*time.Second, "how often the leader checks every chunk's replicas and repairs them")
+	f.StringVar(&cfg.verifySchedule, "verify-schedule", "weekly sun 03:00", "when the leader verifies every restore point and scrubs every node (a policy schedule; empty: never)")
+	f.StringVar(&cfg.gcSchedule, "gc-schedule", "daily 04:00", "when the leader collects garbage with the default grace (a policy schedule; empty: never)")
 	reportFlags(f, &cfg.report)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd

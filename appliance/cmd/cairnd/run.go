@@ -19,6 +19,7 @@ import (
 	"github.com/cairnhq/cairn/appliance/jobs"
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/appliance/metrics"
+	"github.com/cairnhq/cairn/appliance/policy"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -35,6 +36,7 @@ type config struct {
 	clusterListen, clusterAdvertise string
 	join, token                     string
 	deadAfter, healEvery            time.Duration
+	verifySchedule, gcSchedule      string
 
 	report reportConfig
 }
@@ -94,6 +96,14 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if err := checkJoin(cfg); err != nil {
 		return err
+	}
+	for flag, spec := range map[string]string{"--verify-schedule": cfg.verifySchedule, "--gc-schedule": cfg.gcSchedule} {
+		if spec == "" {
+			continue
+		}
+		if _, err := policy.ParseSchedule(spec); err != nil {
+			return usageError{fmt.Errorf("%s %q: %w", flag, spec, err)}
+		}
 	}
 	reports, err := newReporting(cfg.report)
 	if err != nil {
@@ -162,7 +172,7 @@ func run(ctx context.Context, cfg config) error {
 	defer mgr.Close()
 	// The scheduler passes on the leader only; its claims go through Raft,
 	// so a new leader carries on where the old one stopped.
-	go mgr.NewScheduler(jobs.SchedulerOptions{}).Run(ctx, catalog.IsLeader)
+	go mgr.NewScheduler(jobs.SchedulerOptions{Verify: cfg.verifySchedule, GC: cfg.gcSchedule}).Run(ctx, catalog.IsLeader)
 	if cfg.demo {
 		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
 		if err != nil {
