@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,31 +15,21 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/noauth"
 )
 
-// shared is the deployment Main started for this test binary, or why not.
+// shared is the deployment of this test binary, started by the first Get.
 var (
+	once     sync.Once
 	shared   *Deployment
 	startErr error
 )
 
-// Main is a TestMain body: it starts one deployment for the whole test
-// binary, runs the tests, and stops it whatever happened. Outside CI, when
-// the machine cannot run Cinder (not root, packages not installed) the
-// tests that call Get skip; with CI=true they fail instead.
+// Main is a TestMain body: it runs the tests and then stops the deployment
+// the first Get started, whatever happened. A binary whose tests never call
+// Get (a fuzz run) starts nothing.
 func Main(m *testing.M) int {
-	switch {
-	case os.Geteuid() != 0:
-		startErr = fmt.Errorf("%w: not root", ErrUnavailable)
-	case len(Missing()) > 0:
-		startErr = fmt.Errorf("%w: not installed (run tests/setup): %v", ErrUnavailable, Missing())
-	default:
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		shared, startErr = Start(ctx)
-		cancel()
-		if startErr == nil {
-			fmt.Fprintf(os.Stderr, "cindertest: Cinder started in %.1fs at %s\n", shared.Started.Seconds(), shared.Endpoint)
-		}
-	}
 	code := m.Run()
+	if shared != nil && code != 0 {
+		fmt.Fprint(os.Stderr, shared.Errors(40))
+	}
 	if shared != nil {
 		if err := shared.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "cindertest:", err)
@@ -47,15 +39,31 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// Get returns the shared deployment, or ends the test: a skip when Cinder
-// cannot run on this machine outside CI, a failure otherwise.
+func start() {
+	switch {
+	case os.Geteuid() != 0:
+		startErr = fmt.Errorf("%w: not root", ErrUnavailable)
+	case len(Missing()) > 0:
+		startErr = fmt.Errorf("%w: not installed (run tests/setup): %v", ErrUnavailable, Missing())
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		shared, startErr = Start(ctx)
+		cancel()
+		if startErr == nil {
+			fmt.Fprintf(os.Stderr, "cindertest: Cinder started in %.1fs at %s\n", shared.Started.Seconds(), shared.Endpoint)
+		}
+	}
+}
+
+// Get returns the binary's deployment, starting it on the first call, or
+// ends the test: a skip when Cinder cannot run on this machine outside CI,
+// a failure otherwise. The test binary's TestMain must call Main, which
+// stops it.
 func Get(t testing.TB) *Deployment {
 	t.Helper()
+	once.Do(start)
 	if shared != nil {
 		return shared
-	}
-	if startErr == nil {
-		t.Fatal("cindertest: Get called without cindertest.Main in TestMain")
 	}
 	if os.Getenv("CI") == "" && isUnavailable(startErr) {
 		t.Skipf("cindertest: %v", startErr)
@@ -103,4 +111,30 @@ func (d *Deployment) VolumeFile(id string) string {
 // SnapshotFile is the sparse file holding snapshot id's bytes.
 func (d *Deployment) SnapshotFile(id string) string {
 	return filepath.Join(d.Dir, "files", "snapshot-"+id)
+}
+
+// Errors returns the last n ERROR lines (with their tracebacks' last line)
+// of the services' logs, to explain a failed test.
+func (d *Deployment) Errors(n int) string {
+	logs, _ := filepath.Glob(filepath.Join(d.Dir, "log", "*.log"))
+	var b strings.Builder
+	for _, l := range logs {
+		out, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, " ERROR ") {
+				lines = append(lines, line)
+			}
+		}
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		if len(lines) > 0 {
+			fmt.Fprintf(&b, "--- errors in %s:\n%s\n", filepath.Base(l), strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
 }
