@@ -194,7 +194,15 @@ func (a *api) attach(ctx context.Context, volumeID string) (*attachment, error) 
 	}
 	_, err := a.sc.Post(ctx, a.sc.ServiceURL("attachments"), body, &reply, &gophercloud.RequestOpts{OkCodes: []int{200, 202}})
 	if err != nil {
-		return nil, fmt.Errorf("attach volume %s to %s: %w", volumeID, a.host, err)
+		err = fmt.Errorf("attach volume %s to %s: %w", volumeID, a.host, err)
+		// A failed create can leave an attachment behind (Cinder keeps the
+		// record when the driver refuses the connection), holding the
+		// volume "reserved"; the volume was detached before, so every
+		// attachment it has now is this one.
+		if cerr := a.detachAll(ctx, volumeID); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, err
 	}
 	att := &attachment{ID: reply.Attachment.ID, VolumeID: volumeID}
 	if att.ID == "" {
@@ -235,8 +243,8 @@ func (a *api) attachmentsOf(ctx context.Context, volumeID string) ([]attachments
 	return attachments.ExtractAttachments(page)
 }
 
-// removeVolume detaches every attachment of a volume and deletes it.
-func (a *api) removeVolume(ctx context.Context, id string) error {
+// detachAll deletes every attachment of a volume.
+func (a *api) detachAll(ctx context.Context, id string) error {
 	atts, err := a.attachmentsOf(ctx, id)
 	if err != nil {
 		return err
@@ -245,6 +253,14 @@ func (a *api) removeVolume(ctx context.Context, id string) error {
 		if err := a.detach(ctx, &attachment{ID: at.ID, VolumeID: id}); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// removeVolume detaches every attachment of a volume and deletes it.
+func (a *api) removeVolume(ctx context.Context, id string) error {
+	if err := a.detachAll(ctx, id); err != nil {
+		return err
 	}
 	return a.deleteVolume(ctx, id)
 }

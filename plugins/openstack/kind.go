@@ -46,22 +46,29 @@ import (
 // Name is the plugin's kind name.
 const Name = "openstack"
 
-// Kind wires the plugin into the appliance.
-func Kind() plugins.Kind {
-	return plugins.Kind{Name: Name, NewSource: newSource, NewTarget: newTarget}
-}
+// Kind wires the plugin into the appliance with the default timing.
+func Kind() plugins.Kind { return KindWith(Timing{}) }
 
-func newSource(_ context.Context, cfg plugins.SourceConfig) (plugins.Source, error) {
-	c, err := ParseConfig(cfg.Settings, cfg.Secrets)
-	if err != nil {
-		return nil, err
+// KindWith wires the plugin with the given timing (tests shorten it).
+func KindWith(timing Timing) plugins.Kind {
+	return plugins.Kind{
+		Name: Name,
+		NewSource: func(_ context.Context, cfg plugins.SourceConfig) (plugins.Source, error) {
+			c, err := ParseConfig(cfg.Settings, cfg.Secrets)
+			if err != nil {
+				return nil, err
+			}
+			return NewSource(c, timing), nil
+		},
+		NewTarget: func(ctx context.Context, cfg plugins.TargetConfig) (plugins.Target, error) {
+			return newTarget(ctx, cfg, timing)
+		},
 	}
-	return NewSource(c, Timing{}), nil
 }
 
 // newTarget restores with the credentials of the configured source that
 // Location names.
-func newTarget(_ context.Context, cfg plugins.TargetConfig) (plugins.Target, error) {
+func newTarget(_ context.Context, cfg plugins.TargetConfig, timing Timing) (plugins.Target, error) {
 	if cfg.Source == nil {
 		return nil, fmt.Errorf("restore to openstack:%s: name a configured openstack source: %w", cfg.Location, plugins.ErrInvalid)
 	}
@@ -73,5 +80,5 @@ func newTarget(_ context.Context, cfg plugins.TargetConfig) (plugins.Target, err
 	if err != nil {
 		return nil, err
 	}
-	return NewTarget(NewSource(c, Timing{}), opts, cfg.Object), nil
+	return NewTarget(NewSource(c, timing), opts, cfg.Object), nil
 }

@@ -137,7 +137,8 @@ func (s *snapshot) close(ctx context.Context) error {
 		step(func(ctx context.Context) error { return s.a.detach(ctx, s.att) })
 	}
 	if s.readID != "" {
-		step(func(ctx context.Context) error { return s.a.deleteVolume(ctx, s.readID) })
+		// removeVolume also detaches what a failed attach left.
+		step(func(ctx context.Context) error { return s.a.removeVolume(ctx, s.readID) })
 	}
 	s.mu.Lock()
 	keep := s.token && s.failed == nil

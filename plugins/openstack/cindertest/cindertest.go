@@ -172,7 +172,8 @@ host = cairntest
 debug = false
 
 [database]
-connection = sqlite:///%s/cinder.sqlite
+connection = sqlite:///%s/cinder.sqlite?timeout=60
+sqlite_synchronous = false
 
 [oslo_concurrency]
 lock_path = %s/lock

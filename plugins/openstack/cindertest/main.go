@@ -125,7 +125,8 @@ func (d *Deployment) Errors(n int) string {
 		}
 		var lines []string
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.Contains(line, " ERROR ") {
+			// Services retry rabbit until it listens; that is not a failure.
+			if strings.Contains(line, " ERROR ") && !strings.Contains(line, "ECONNREFUSED") {
 				lines = append(lines, line)
 			}
 		}
