@@ -37,6 +37,10 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/api/v1/jobs", query: []string{"limit"}, handle: s.listJobs},
 		{method: "GET", path: "/api/v1/jobs/{id}", handle: s.getJob},
 		{method: "POST", path: "/api/v1/jobs/{id}/cancel", handle: s.cancelJob},
+
+		{method: "GET", path: "/api/v1/cluster", handle: s.clusterStatus},
+		{method: "POST", path: "/api/v1/cluster/join-tokens", handle: s.issueJoinToken},
+		{method: "DELETE", path: "/api/v1/cluster/nodes/{id}", handle: s.removeNode},
 	}
 }
 

@@ -23,6 +23,8 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Cluster serves the cluster endpoints; nil answers them 404.
+	Cluster Cluster
 }
 
 // Server serves the REST API. It is an http.Handler.
@@ -33,6 +35,7 @@ type Server struct {
 	tokenSum  [sha256.Size]byte
 	haveToken bool
 	mux       *http.ServeMux
+	cl        Cluster
 }
 
 // NewServer returns a Server answering from svc.
@@ -44,6 +47,7 @@ func NewServer(svc Service, opts Options) *Server {
 		tokenSum:  sha256.Sum256([]byte(opts.Token)),
 		haveToken: opts.Token != "",
 		mux:       http.NewServeMux(),
+		cl:        opts.Cluster,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

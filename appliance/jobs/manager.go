@@ -71,6 +71,10 @@ type Options struct {
 	// Secrets seals sources' credentials; without it, a source with secrets
 	// is refused.
 	Secrets Secrets
+	// Quarantine is told of a chunk a restore or verify proved corrupt;
+	// the default deletes it from the store, so the next backup of its
+	// data stores it again.
+	Quarantine func(ctx context.Context, id chunk.ID)
 	// Node is the ID of the cluster member this manager runs on: its jobs
 	// carry it, and at start only its own unfinished jobs are interrupted.
 	Node string
@@ -128,7 +132,11 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []p
 		m.backup = &backup.Engine{Store: store}
 	}
 	if m.restore == nil {
-		m.restore = &restore.Engine{Store: store, Quarantine: m.quarantine}
+		q := opts.Quarantine
+		if q == nil {
+			q = m.quarantine
+		}
+		m.restore = &restore.Engine{Store: store, Quarantine: q}
 	}
 	if m.now == nil {
 		m.now = time.Now

@@ -241,6 +241,14 @@ func (m *Manager) runBackup(ctx context.Context, l *live, src meta.Source, plugi
 	if err := m.catalog.CommitRestorePoint(ctx, rp); err != nil {
 		return "", fmt.Errorf("commit restore point: %w", err)
 	}
+	// Only now may the source keep this snapshot as its next base and drop
+	// the previous one; failing that does not undo the restore point.
+	if c, ok := snap.(plugins.Committer); ok {
+		if err := c.Committed(context.WithoutCancel(ctx)); err != nil {
+			l.note(fmt.Sprintf("the restore point is committed, but the source could not rotate its change tracking: %v", err))
+			m.log.Error("snapshot committed", "source", src.Name, "object", object, "err", err)
+		}
+	}
 	m.log.Info("restore point committed", "restore_point", rp.ID, "source", rp.Source, "object", rp.Object,
 		"logical_bytes", rp.LogicalBytes, "read_bytes", rp.ReadBytes, "new_bytes", rp.NewBytes, "fingerprint", rp.Fingerprint)
 	return rp.ID, nil

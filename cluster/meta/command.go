@@ -22,6 +22,8 @@ const (
 	PutKeyCommand             CommandType = 7
 	SetNodeCommand            CommandType = 8
 	RemoveNodeCommand         CommandType = 9
+	PutJoinTokenCommand       CommandType = 10
+	RedeemJoinTokenCommand    CommandType = 11
 )
 
 // IgnoreUnknown, set in the type byte, marks a command an older node may
@@ -73,6 +75,16 @@ type setNodeBody struct {
 
 type removeNodeBody struct {
 	ID string `json:"id"`
+}
+
+type putTokenBody struct {
+	Token JoinToken `json:"token"`
+}
+
+type redeemTokenBody struct {
+	Hash string    `json:"hash"`
+	Node string    `json:"node"`
+	Now  time.Time `json:"now"`
 }
 
 // encodeCommand returns the log entry of a command; an ErrInvalid error if

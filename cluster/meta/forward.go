@@ -49,6 +49,10 @@ func CheckCommand(cmd []byte) error {
 		body = &setNodeBody{}
 	case RemoveNodeCommand:
 		body = &removeNodeBody{}
+	case PutJoinTokenCommand:
+		body = &putTokenBody{}
+	case RedeemJoinTokenCommand:
+		body = &redeemTokenBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil
@@ -88,8 +92,12 @@ func (r *Replicated) applyHere(ctx context.Context, cmd []byte) (Result, uint64,
 		switch {
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return Result{}, 0, ErrClosed
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return Result{}, 0, ErrNotLeader
+		case errors.Is(err, raft.ErrNotLeader):
+			return Result{}, 0, ErrNotLeader // not appended: safe to send again
+		case errors.Is(err, raft.ErrLeadershipLost):
+			// Appended, perhaps committed: sending it again could apply
+			// it twice, so the caller must look before trying again.
+			return Result{}, 0, fmt.Errorf("the leader stepped down while committing; the change may or may not have been made: %w", err)
 		case err != nil:
 			return Result{}, 0, fmt.Errorf("propose: %w", err)
 		}

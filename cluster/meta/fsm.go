@@ -86,6 +86,14 @@ func (f *FSM) Apply(entry []byte) Result {
 		var c removeNodeBody
 		decodeBody(t, body, &c)
 		return Result{Err: s.removeNode(c.ID)}
+	case PutJoinTokenCommand:
+		var c putTokenBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.putToken(c.Token)}
+	case RedeemJoinTokenCommand:
+		var c redeemTokenBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.redeemToken(c.Hash, c.Node, c.Now)}
 	}
 	if optional {
 		return Result{Ignored: true}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,11 @@ func view(f *FSM) *state { return f.Snapshot().st }
 
 func testNode(id string) Node {
 	return Node{ID: id, Address: "127.0.0.1:7" + id[len(id)-1:] + "00", Labels: map[string]string{"rack": "r1"}, State: NodeActive}
+}
+
+// testToken is a join token issued at t0 for 15 minutes.
+func testToken(n byte) JoinToken {
+	return JoinToken{Hash: strings.Repeat(fmt.Sprintf("%02x", n), 32), Expires: t0.Add(15 * time.Minute)}
 }
 
 func testKey(tenant string, id byte) WrappedKey {
@@ -202,6 +208,45 @@ func TestApplyEveryCommand(t *testing.T) {
 		{"remove missing node", nil,
 			func(t *testing.T) []byte { return mustCmd(t, RemoveNodeCommand, removeNodeBody{"n1"}) },
 			ErrNotFound, nil},
+		{"put join token", nil,
+			func(t *testing.T) []byte { return mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)}) },
+			nil, func(t *testing.T, s *state, _ Result) {
+				if got := s.tokens[testToken(1).Hash]; got != testToken(1) {
+					t.Errorf("token = %+v", got)
+				}
+			}},
+		{"put join token twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)})}
+		}, func(t *testing.T) []byte { return mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)}) },
+			ErrExists, nil},
+		{"put bad join token", nil,
+			func(t *testing.T) []byte { return mustCmd(t, PutJoinTokenCommand, putTokenBody{JoinToken{Hash: "ab"}}) },
+			ErrInvalid, nil},
+		{"redeem join token", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n2", t0})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if got := s.tokens[testToken(1).Hash]; got.UsedBy != "n2" {
+				t.Errorf("token = %+v, want used by n2", got)
+			}
+		}},
+		{"redeem join token twice", func(t *testing.T) [][]byte {
+			return [][]byte{
+				mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)}),
+				mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n2", t0}),
+			}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n3", t0})
+		}, ErrTokenUsed, nil},
+		{"redeem expired join token", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJoinTokenCommand, putTokenBody{testToken(1)})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n2", testToken(1).Expires})
+		}, ErrTokenExpired, nil},
+		{"redeem unknown join token", nil, func(t *testing.T) []byte {
+			return mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n2", t0})
+		}, ErrTokenUnknown, nil},
 	}
 	covered := map[CommandType]bool{}
 	for _, tt := range tests {
@@ -225,7 +270,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			}
 		})
 	}
-	for ct := AddSourceCommand; ct <= RemoveNodeCommand; ct++ {
+	for ct := AddSourceCommand; ct <= RedeemJoinTokenCommand; ct++ {
 		if !covered[ct] {
 			t.Errorf("command type %d has no test", ct)
 		}
@@ -305,6 +350,9 @@ func testLog(t testing.TB) [][]byte {
 	add(RemoveSourceCommand, removeSourceBody{"nas"}) // refused: restore points
 	add(RemoveSourceCommand, removeSourceBody{"vc"})
 	add(RemoveNodeCommand, removeNodeBody{"n2"})
+	add(PutJoinTokenCommand, putTokenBody{testToken(1)})
+	add(PutJoinTokenCommand, putTokenBody{testToken(2)})
+	add(RedeemJoinTokenCommand, redeemTokenBody{testToken(2).Hash, "n3", t0})
 	log = append(log, []byte{byte(IgnoreUnknown | 0x7e), recordV1, '{', '}'})
 	return log
 }

@@ -19,6 +19,8 @@ type Node struct {
 	// Labels name failure domains, such as rack or site.
 	Labels map[string]string `json:"labels,omitempty"`
 	State  string            `json:"state"`
+	// API is the address of the node's REST API, for people and tools.
+	API string `json:"api,omitempty"`
 }
 
 // Membership is the placement map: the members and an epoch that grows by

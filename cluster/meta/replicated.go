@@ -186,6 +186,9 @@ func (r *Replicated) propose(ctx context.Context, cmd []byte) (Result, error) {
 	for {
 		if r.IsLeader() || r.forward == nil {
 			res, _, err := r.applyHere(ctx, cmd)
+			if errors.Is(err, ErrNotLeader) && r.forward != nil {
+				continue // lost the lead on the way: forward to the next leader
+			}
 			return res, err
 		}
 		addr, _ := r.raft.LeaderWithID()
@@ -256,4 +259,65 @@ func (r *Replicated) release() error {
 		errs = append(errs, r.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// AddVoter adds a member to the Raft configuration, or updates its
+// address; only the leader can.
+func (r *Replicated) AddVoter(ctx context.Context, id, addr string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("add %s to the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// AddNonvoter adds a member that receives the log but does not vote, as a
+// joining node does until it has caught up; only the leader can.
+func (r *Replicated) AddNonvoter(ctx context.Context, id, addr string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("add %s to the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a member from the Raft configuration; only the
+// leader can.
+func (r *Replicated) RemoveServer(ctx context.Context, id string) error {
+	if !r.IsLeader() {
+		return ErrNotLeader
+	}
+	if err := r.raft.RemoveServer(raft.ServerID(id), 0, r.timeout).Error(); err != nil {
+		return fmt.Errorf("remove %s from the raft configuration: %w", id, err)
+	}
+	return nil
+}
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	Address string
+	Voter   bool
+}
+
+// Servers returns the Raft configuration by member ID.
+func (r *Replicated) Servers() (map[string]Server, error) {
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	out := map[string]Server{}
+	for _, s := range f.Configuration().Servers {
+		out[string(s.ID)] = Server{Address: string(s.Address), Voter: s.Suffrage == raft.Voter}
+	}
+	return out, nil
+}
+
+// LeaderAddr returns the Raft address of the leader this member knows, or "".
+func (r *Replicated) LeaderAddr() string {
+	addr, _ := r.raft.LeaderWithID()
+	return string(addr)
 }

@@ -35,6 +35,7 @@ const (
 	recordKey    recordType = 4
 	recordNode   recordType = 5
 	recordEpoch  recordType = 6
+	recordToken  recordType = 7
 )
 
 type epochRecord struct {
@@ -95,6 +96,9 @@ func (s *Snapshot) Persist(w io.Writer) error {
 	}
 	for _, tenant := range slices.Sorted(maps.Keys(st.keys)) {
 		put(recordKey, st.keys[tenant])
+	}
+	for _, hash := range slices.Sorted(maps.Keys(st.tokens)) {
+		put(recordToken, st.tokens[hash])
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", err)
@@ -225,6 +229,19 @@ func (st *state) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		return st.putKey(k)
+	case recordToken:
+		var tk JoinToken
+		if err := decode(b, &tk); err != nil {
+			return err
+		}
+		if _, ok := st.tokens[tk.Hash]; ok {
+			return fmt.Errorf("join token twice: %w", ErrExists)
+		}
+		if err := checkToken(tk); err != nil {
+			return err
+		}
+		st.tokens[tk.Hash] = tk
+		return nil
 	}
 	return fmt.Errorf("unknown record type %d: written by a newer version", t)
 }

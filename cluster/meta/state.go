@@ -25,6 +25,7 @@ type state struct {
 	keyIDs   map[chunk.KeyID]string // key ID → tenant
 	nodes    map[string]Node
 	epoch    uint64
+	tokens   map[string]JoinToken // by hash
 }
 
 func newState() *state {
@@ -38,6 +39,7 @@ func newState() *state {
 		keys:     map[string]WrappedKey{},
 		keyIDs:   map[chunk.KeyID]string{},
 		nodes:    map[string]Node{},
+		tokens:   map[string]JoinToken{},
 	}
 }
 
@@ -55,6 +57,7 @@ func (s *state) clone() *state {
 		keyIDs:   maps.Clone(s.keyIDs),
 		nodes:    maps.Clone(s.nodes),
 		epoch:    s.epoch,
+		tokens:   maps.Clone(s.tokens),
 	}
 }
 
@@ -207,7 +210,7 @@ func (s *state) setNode(n Node) error {
 	if err := checkNode(n); err != nil {
 		return err
 	}
-	if old, ok := s.nodes[n.ID]; ok && old.Address == n.Address && old.State == n.State && maps.Equal(old.Labels, n.Labels) {
+	if old, ok := s.nodes[n.ID]; ok && old.Address == n.Address && old.State == n.State && old.API == n.API && maps.Equal(old.Labels, n.Labels) {
 		return nil
 	}
 	s.nodes[n.ID] = n

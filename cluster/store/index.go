@@ -51,7 +51,11 @@ type loc struct {
 // entry is an index entry.
 type entry struct {
 	loc
-	lastRef int64 // unix nanoseconds
+	// lastRef is the last reference in unix nanoseconds; negated, it is
+	// when garbage collection tombstoned the chunk. Any reference (Put, Has)
+	// stores a positive time again, which is how a reference revives a
+	// tombstoned chunk without a format change.
+	lastRef int64
 }
 
 func (e entry) encode() []byte {
@@ -78,6 +82,9 @@ func decodeEntry(id chunk.ID, b []byte) (entry, error) {
 }
 
 func (e entry) info() Info {
+	if e.lastRef < 0 {
+		return Info{Size: int64(e.size), LastRef: time.Unix(0, -e.lastRef), Tombstoned: true}
+	}
 	return Info{Size: int64(e.size), LastRef: time.Unix(0, e.lastRef)}
 }
 

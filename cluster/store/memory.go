@@ -26,6 +26,7 @@ var _ Store = (*Memory)(nil)
 type memEntry struct {
 	sealed  []byte
 	lastRef time.Time
+	tomb    bool // lastRef is when it was tombstoned
 }
 
 // NewMemory returns an empty in-memory store. Of opts only Now is used.
@@ -51,7 +52,7 @@ func (s *Memory) Put(ctx context.Context, id chunk.ID, sealed []byte) (bool, err
 	}
 	now := s.now()
 	if e, ok := s.m[id]; ok {
-		e.lastRef = now
+		e.lastRef, e.tomb = now, false
 		return false, nil
 	}
 	s.m[id] = &memEntry{sealed: bytes.Clone(sealed), lastRef: now}
@@ -72,7 +73,7 @@ func (s *Memory) Has(ctx context.Context, ids []chunk.ID) ([]bool, error) {
 	out := make([]bool, len(ids))
 	for i, id := range ids {
 		if e, ok := s.m[id]; ok {
-			e.lastRef = now
+			e.lastRef, e.tomb = now, false
 			out[i] = true
 		}
 	}
@@ -129,7 +130,7 @@ func (s *Memory) Stat(ctx context.Context, id chunk.ID) (Info, error) {
 	if !ok {
 		return Info{}, fmt.Errorf("stat chunk %s: %w", id.Short(), ErrNotFound)
 	}
-	return Info{Size: int64(len(e.sealed)), LastRef: e.lastRef}, nil
+	return Info{Size: int64(len(e.sealed)), LastRef: e.lastRef, Tombstoned: e.tomb}, nil
 }
 
 // Walk visits a snapshot of the chunks in ID order; fn runs without the lock
@@ -149,7 +150,7 @@ func (s *Memory) Walk(ctx context.Context, fn func(id chunk.ID, info Info) error
 	}
 	items := make([]item, 0, len(s.m))
 	for id, e := range s.m {
-		items = append(items, item{id, Info{Size: int64(len(e.sealed)), LastRef: e.lastRef}})
+		items = append(items, item{id, Info{Size: int64(len(e.sealed)), LastRef: e.lastRef, Tombstoned: e.tomb}})
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(items, func(a, b item) int { return bytes.Compare(a.id[:], b.id[:]) })

@@ -62,5 +62,8 @@ type Store interface {
 // Info describes a stored chunk.
 type Info struct {
 	Size    int64     // sealed bytes
-	LastRef time.Time // last Put or Has that referenced it
+	LastRef time.Time // last Put or Has that referenced it; when tombstoned, when that happened
+	// Tombstoned marks a chunk garbage collection found unreferenced: the
+	// next sweep deletes it unless a Put or Has references it first.
+	Tombstoned bool
 }

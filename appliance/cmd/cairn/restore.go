@@ -97,6 +97,7 @@ restore made (such as volume_id) is also given at the top level.`,
 	f.StringVar(&to, "to", "", "where to restore: file:PATH on the appliance, or KIND:SOURCE")
 	f.BoolVar(&overwrite, "overwrite", false, "replace an existing file")
 	f.BoolVar(&wait, "wait", false, "follow the job and print it when it is done")
+	addLVMRestoreFlags(cmd, opts)
 	return cmd
 }
 

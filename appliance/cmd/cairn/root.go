@@ -72,7 +72,9 @@ CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
 	backup.AddCommand(newBackupRunCmd(a), newBackupListCmd(a), newBackupShowCmd(a))
 	job := group("job", "List, show and cancel jobs")
 	job.AddCommand(newJobListCmd(a), newJobShowCmd(a), newJobCancelCmd(a))
-	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job)
+	cluster := group("cluster", "Join nodes, show the cluster and remove nodes")
+	cluster.AddCommand(newClusterJoinTokenCmd(a), newClusterStatusCmd(a), newClusterRemoveCmd(a))
+	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster)
 	return root
 }
 

@@ -38,6 +38,7 @@ never shown again.`,
 	}
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
+		newSourceAddLVMCmd(a),
 	)
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,9 +45,18 @@ appliance with embedded storage in ./cairn-data, creating on first start:
   admin.token  the admin API token, mode 0600 (cairn --token-file)
   master.key   the master key, sealed by the passphrase when one is given
 
+  cluster/     this node's identity in the cluster (its CA, certificate,
+               Raft log); a single node is a one-member cluster
+  chunks/      the node's chunk store
+
 The master key is sealed by a passphrase from --passphrase-file or the
 CAIRN_PASSPHRASE environment variable. Without one, cairnd keeps it in an
-unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`,
+unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.
+
+A cluster: start the first node with --cluster-listen ADDR2; get a token
+with cairn cluster join-token; start each other node, on its first start,
+with --cluster-listen ADDR3 --join ADDR2 --token TOKEN. Any node answers
+the API.`,
 		Args:          cobra.NoArgs,
 		Version:       api.Version(),
 		SilenceUsage:  true,
@@ -62,6 +72,12 @@ unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.`
 	f.StringSliceVar(&cfg.hosts, "tls-host", nil, "extra host names or IPs for the HTTPS certificate")
 	f.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cfg.clusterListen, "cluster-listen", "127.0.0.1:0", "address of the cluster listener (Raft, chunks, joins; mutual TLS); port 0 picks one, fine for a single node")
+	f.StringVar(&cfg.clusterAdvertise, "cluster-advertise", "", "address other nodes reach this one at (default: the cluster listener's)")
+	f.StringVar(&cfg.join, "join", "", "on first start, join the cluster of the member at this cluster address (needs --token)")
+	f.StringVar(&cfg.token, "token", "", "join token from cairn cluster join-token (with --join)")
+	f.DurationVar(&cfg.deadAfter, "dead-after", 30*time.Second, "how long a node may be unreachable before its chunks are re-replicated")
+	f.DurationVar(&cfg.healEvery, "heal-every", 10*time.Second, "how often the leader checks every chunk's replicas and repairs them")
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"github.com/cairnhq/cairn/plugins"
 	"github.com/cairnhq/cairn/plugins/file"
+	"github.com/cairnhq/cairn/plugins/lvm"
 )
 
 // wirePlugins lists the plugins this appliance offers.
 func wirePlugins() []plugins.Kind {
 	return []plugins.Kind{
 		file.Kind(),
+		lvm.Kind(),
 	}
 }

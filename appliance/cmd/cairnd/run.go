@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +18,8 @@ import (
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
 	"github.com/cairnhq/cairn/appliance/keys"
-	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/cluster/chunk"
+	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/store"
 )
 
@@ -25,6 +27,10 @@ type config struct {
 	data, listen, passphraseFile string
 	hosts                        []string
 	logFormat, logLevel          string
+
+	clusterListen, clusterAdvertise string
+	join, token                     string
+	deadAfter, healEvery            time.Duration
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -80,28 +86,66 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	master, status, err := keys.Load(filepath.Join(cfg.data, "master.key"), pass, pass == nil)
-	if err != nil {
+	if err := checkJoin(cfg); err != nil {
 		return err
 	}
-	if !status.Sealed {
-		log.Warn("THE MASTER KEY IS STORED UNSEALED: anyone who can read " + filepath.Join(cfg.data, "master.key") +
-			" can decrypt every backup. Start cairnd with --passphrase-file or CAIRN_PASSPHRASE to seal it.")
+	// The API listener first: its address is published to the cluster.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close()
 
-	catalog, err := meta.OpenLocal(filepath.Join(cfg.data, "catalog.db"), meta.Options{})
-	if err != nil {
-		return err
-	}
-	defer catalog.Close()
 	chunks, err := store.Open(filepath.Join(cfg.data, "chunks"), store.Options{})
 	if err != nil {
 		return err
 	}
 	defer chunks.Close()
+	mem, err := member.Start(ctx, member.Config{
+		Dir: filepath.Join(cfg.data, "cluster"), Listen: cfg.clusterListen, Advertise: cfg.clusterAdvertise,
+		API: ln.Addr().String(), Join: cfg.join, Token: cfg.token, Store: chunks, DeadAfter: cfg.deadAfter, HealEvery: cfg.healEvery, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
 
+	masterPath := filepath.Join(cfg.data, "master.key")
+	var master *keys.Master
+	var status keys.Status
+	if secret := mem.JoinedSecret(); secret != nil {
+		master, status, err = keys.Adopt(masterPath, secret, pass, pass == nil)
+		clear(secret)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s already holds a master key: a node joins with an empty data directory", cfg.data)
+		}
+	} else {
+		master, status, err = keys.Load(masterPath, pass, pass == nil)
+	}
+	if err != nil {
+		return err
+	}
+	if !status.Sealed {
+		log.Warn("THE MASTER KEY IS STORED UNSEALED: anyone who can read " + masterPath +
+			" can decrypt every backup. Start cairnd with --passphrase-file or CAIRN_PASSPHRASE to seal it.")
+	}
+	mem.SetSecret(master.Share())
+
+	log.Info("waiting for the cluster", "node", mem.ID(), "cluster_address", mem.Address())
+	if err := mem.Ready(ctx); err != nil {
+		return fmt.Errorf("join the cluster: %w", err)
+	}
+	catalog := mem.Catalog()
 	ring := keys.NewRing(master, catalog, nil)
-	mgr, err := jobs.New(ctx, catalog, ring, chunks, wirePlugins(), jobs.Options{Log: log, Secrets: keys.NewSecrets(master, nil)})
+	mgr, err := jobs.New(ctx, catalog, ring, mem.Chunks(), wirePlugins(), jobs.Options{
+		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(),
+		// A read that finds a damaged copy fails over and has that copy
+		// deleted on its node, and healing restores it; deleting a chunk
+		// everywhere would throw the good copies away too.
+		Quarantine: func(_ context.Context, id chunk.ID) {
+			log.Error("a chunk failed authentication although its checksum held: not deleted, since other copies may be good", "chunk", id.String())
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -115,12 +159,8 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log}).HTTPServer(cfg.listen, tlsCfg)
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	log.Info("cairnd serving", "url", "https://"+ln.Addr().String()+"/api/v1", "data", cfg.data,
+	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log, Cluster: mem}).HTTPServer(cfg.listen, tlsCfg)
+	log.Info("cairnd serving", "node", mem.ID(), "cluster_address", mem.Address(), "url", "https://"+ln.Addr().String()+"/api/v1", "data", cfg.data,
 		"ca", filepath.Join(cfg.data, "ca.pem"), "token_file", filepath.Join(cfg.data, "admin.token"))
 
 	errc := make(chan error, 1)
@@ -135,6 +175,17 @@ func run(ctx context.Context, cfg config) error {
 	defer cancel()
 	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown", "err", strings.TrimSpace(err.Error()))
+	}
+	return nil
+}
+
+// checkJoin refuses --join without --token and the reverse.
+func checkJoin(cfg config) error {
+	switch {
+	case cfg.join != "" && cfg.token == "":
+		return usageError{errors.New("--join needs --token: get one with cairn cluster join-token on a member")}
+	case cfg.token != "" && cfg.join == "":
+		return usageError{errors.New("--token needs --join ADDRESS: the cluster address of a member")}
 	}
 	return nil
 }
