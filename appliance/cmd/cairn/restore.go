@@ -98,6 +98,7 @@ restore made (such as volume_id) is also given at the top level.`,
 	f.BoolVar(&overwrite, "overwrite", false, "replace an existing file")
 	f.BoolVar(&wait, "wait", false, "follow the job and print it when it is done")
 	addLVMRestoreFlags(cmd, opts)
+	addOpenStackRestoreFlags(cmd, opts)
 	return cmd
 }
 

@@ -39,6 +39,7 @@ never shown again.`,
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
 		newSourceAddLVMCmd(a),
+		newSourceAddOpenStackCmd(a),
 	)
 	return cmd
 }
