@@ -18,12 +18,13 @@
 //
 // Cinder has no changed-block tracking. A full backup reads the allocated
 // extents of the device ("allocated", or "full" where the device cannot
-// report holes). The Cinder snapshot is kept as the change token; an
-// incremental reads the same way and the engine stores only blocks whose
-// hashes differ from the base's index ("hash-compare", not a delta). The
-// base's snapshot is deleted when the new one is kept, so each protected
-// volume holds one Cairn snapshot between backups (two during one). RBD
-// diff between snapshots is not implemented.
+// report holes). The Cinder snapshot is the change token, kept once its
+// restore point is committed (plugins.Committer), which deletes the
+// previous one; a backup that fails deletes its own. So each protected
+// volume holds one Cairn snapshot between backups (two during one). An
+// incremental reads like a full backup and the engine stores only blocks
+// whose hashes differ from the base's index ("hash-compare", not a delta).
+// RBD diff between snapshots is not implemented.
 //
 // Everything the plugin creates is named "cairn-..." and carries
 // "cairn-role" metadata; leftovers of a run that crashed or lost the API

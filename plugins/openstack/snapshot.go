@@ -27,6 +27,8 @@ const (
 // diskKey is the key of a volume's only disk.
 const diskKey = "volume"
 
+var _ plugins.Committer = (*snapshot)(nil)
+
 // snapshot is an open backup of one volume: a Cinder snapshot, a volume
 // made from it, and that volume attached to this appliance.
 type snapshot struct {
@@ -41,9 +43,9 @@ type snapshot struct {
 	disk   *disk
 
 	mu        sync.Mutex
-	token     bool   // Changes handed out snapID as a change token
-	base      string // the base's token (a snapshot ID), if Changes got one
-	failed    error  // a read or check failed: the snapshot is not kept
+	token     bool  // Changes handed out snapID as a change token
+	committed bool  // the restore point with that token is in the catalog
+	failed    error // a read or check failed
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -115,11 +117,28 @@ func (s *snapshot) fail(err error) {
 	s.mu.Unlock()
 }
 
-// Close detaches and deletes the read volume, then keeps the Cinder
-// snapshot as the change token for the next backup (and deletes the base's
-// snapshot) when Changes handed it out and every read succeeded, or
-// deletes it. Each step is retried through API errors for Timing.Cleanup;
-// what is left after that is removed by the next run on the volume.
+// Committed is called once the restore point taken from this snapshot is in
+// the catalog: the Cinder snapshot becomes the base of the next backup, and
+// every other backup snapshot of the volume (the previous base, those of
+// failed runs) is deleted.
+func (s *snapshot) Committed(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.token {
+		s.mu.Unlock()
+		return fmt.Errorf("commit the backup of volume %s: no change token was handed out", s.vol.ID)
+	}
+	s.committed = true
+	s.mu.Unlock()
+	if err := s.prune(ctx, ""); err != nil {
+		return fmt.Errorf("commit the backup of volume %s: %w", s.vol.ID, err)
+	}
+	return nil
+}
+
+// Close detaches and deletes the read volume, and deletes the Cinder
+// snapshot unless Committed kept it. Each step is retried through API
+// errors for Timing.Cleanup; what is left after that is removed by the next
+// run on the volume.
 func (s *snapshot) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
 	return s.closeErr
@@ -141,17 +160,10 @@ func (s *snapshot) close(ctx context.Context) error {
 		step(func(ctx context.Context) error { return s.a.removeVolume(ctx, s.readID) })
 	}
 	s.mu.Lock()
-	keep := s.token && s.failed == nil
-	base := s.base
+	keep := s.committed
 	s.mu.Unlock()
-	if s.snapID != "" {
-		if keep {
-			if base != "" && base != s.snapID {
-				step(func(ctx context.Context) error { return s.a.deleteSnapshot(ctx, base) })
-			}
-		} else {
-			step(func(ctx context.Context) error { return s.a.deleteSnapshot(ctx, s.snapID) })
-		}
+	if s.snapID != "" && !keep {
+		step(func(ctx context.Context) error { return s.a.deleteSnapshot(ctx, s.snapID) })
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("clean up the backup of volume %s: %w", s.vol.ID, err)
@@ -238,8 +250,9 @@ func (s *snapshot) failedErr() error {
 // base it reports the same full read as "hash-compare", not a delta:
 // Cinder has no changed-block tracking, so the engine stores only the
 // blocks whose hashes differ from the base's index. The token is the
-// Cinder snapshot's ID, kept until the next backup; snapshots of earlier
-// runs other than the base's are deleted here.
+// Cinder snapshot's ID, kept (see Committed) until the next backup's
+// restore point is committed; backup snapshots of the volume other than
+// the base's, left by runs that failed, are deleted here.
 func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Changes, error) {
 	if err := d.check(); err != nil {
 		return nil, err
@@ -267,14 +280,13 @@ func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Change
 		return nil, err
 	}
 	d.s.mu.Lock()
-	d.s.token, d.s.base = true, keepBase
+	d.s.token = true
 	d.s.mu.Unlock()
 	return out, nil
 }
 
-// prune deletes the volume's Cairn snapshots other than this run's and the
-// base's: those of runs that failed after making their snapshot, or of
-// restore points that are no longer the newest.
+// prune deletes the volume's backup snapshots other than this run's and
+// base (if not empty).
 func (s *snapshot) prune(ctx context.Context, base string) error {
 	snaps, err := s.a.cairnSnapshots(ctx, s.vol.ID)
 	if err != nil {
