@@ -153,6 +153,17 @@ func ParseConfig(settings, secrets map[string]string) (Config, error) {
 	return c, nil
 }
 
+// project names the configured project, for listings: what Cinder does not
+// show a project without the tenant-attribute policy.
+func (c Config) project() string {
+	for _, p := range []string{c.Project, c.ProjectID, c.ProjectName} {
+		if p != "" {
+			return p
+		}
+	}
+	return ""
+}
+
 // String describes the configuration without secrets.
 func (c Config) String() string {
 	switch {

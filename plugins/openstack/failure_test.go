@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+
 	appapi "github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins"
 )
 
 // failedBackup runs a backup that must fail with an error containing want,
@@ -121,4 +124,49 @@ func TestAPILostMidRead(t *testing.T) {
 		}
 		e.noLeftovers(t, v.ID)
 	})
+}
+
+// TestRestoreSweepsCrashedRestore: a volume left marked as a restore in
+// progress by another appliance process (one that crashed) is deleted by
+// the next restore; one this process is writing is not.
+func TestRestoreSweepsCrashedRestore(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	crashed, err := volumes.Create(ctx, e.sc, volumes.CreateOpts{Size: 1, Name: "cairn-restore-crashed",
+		Metadata: map[string]string{metaRole: roleRestore, metaRun: "an-earlier-process"}}, nil).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.remove(t, crashed.ID) })
+	if _, err := e.a.waitVolume(ctx, crashed.ID, "available"); err != nil {
+		t.Fatal(err)
+	}
+	live, err := NewTarget(e.source(), TargetOptions{Name: "sweep-live"}, "obj").Create(ctx, plugins.DiskSpec{Key: "volume", Capacity: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort(ctx)
+	w, err := NewTarget(e.source(), TargetOptions{Name: "sweep-next"}, "obj").Create(ctx, plugins.DiskSpec{Key: "volume", Capacity: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := volumes.Get(ctx, e.sc, crashed.ID).Extract(); !notFound(err) {
+		t.Errorf("the crashed restore's volume is still there (error %v)", err)
+	}
+	if _, err := live.WriteAt([]byte("still mine"), 0); err != nil {
+		t.Errorf("the restore in progress lost its volume: %v", err)
+	}
+	if err := live.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left, err := e.restoreLeftovers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("left behind: %s", strings.Join(left, "; "))
+	}
 }

@@ -119,7 +119,7 @@ func (s *Source) Objects(ctx context.Context) ([]plugins.Object, error) {
 			name = v.Name
 		}
 		out = append(out, plugins.Object{
-			Name: name, Kind: ObjectKind, Size: int64(v.Size) * GiB, Disks: 1, Info: volumeInfo(v, s.cfg.Project),
+			Name: name, Kind: ObjectKind, Size: int64(v.Size) * GiB, Disks: 1, Info: volumeInfo(v, s.cfg.project()),
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
