@@ -160,36 +160,40 @@ func sameFiles(t *testing.T, a, b string, n int64) {
 	}
 }
 
-// proxy forwards TCP connections to a backend until cut; restore listens
-// again on the same address.
+// proxy forwards TCP connections to a backend. While cut it drops every
+// open connection and closes new ones at once, counting them, so a test
+// knows the plugin tried the API while it was gone.
 type proxy struct {
 	backend, addr string
 	mu            sync.Mutex
-	l             net.Listener
+	isCut         bool
 	conns         map[net.Conn]bool
+	refused       chan struct{} // gets a value for each connection closed while cut
 }
 
 func newProxy(t *testing.T, backend string) *proxy {
-	p := &proxy{backend: backend, conns: map[net.Conn]bool{}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = l.Addr().String()
-	p.serve(l)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(l net.Listener) {
-	p.mu.Lock()
-	p.l = l
-	p.mu.Unlock()
+	p := &proxy{backend: backend, addr: l.Addr().String(), conns: map[net.Conn]bool{}, refused: make(chan struct{}, 1000)}
+	t.Cleanup(func() { l.Close(); p.cut() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			cut := p.isCut
+			p.mu.Unlock()
+			if cut {
+				c.Close()
+				select {
+				case p.refused <- struct{}{}:
+				default:
+				}
+				continue
 			}
 			b, err := net.Dial("tcp", p.backend)
 			if err != nil {
@@ -203,27 +207,34 @@ func (p *proxy) serve(l net.Listener) {
 			go func() { _, _ = io.Copy(c, b); c.Close() }()
 		}
 	}()
+	return p
 }
 
-// cut closes the listener and every open connection: the API is gone.
+// cut drops every open connection and refuses new ones: the API is gone.
 func (p *proxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.l != nil {
-		p.l.Close()
-		p.l = nil
-	}
+	p.isCut = true
 	for c := range p.conns {
 		c.Close()
 	}
 	clear(p.conns)
 }
 
-// restore listens again.
-func (p *proxy) restore(t *testing.T) {
-	l, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("proxy: listen again on %s: %v", p.addr, err)
+// restore forwards new connections again.
+func (p *proxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.isCut = false
+}
+
+// waitRefused waits until the proxy has refused a connection since it was
+// cut.
+func (p *proxy) waitRefused(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.refused:
+	case <-time.After(time.Minute):
+		t.Fatal("the plugin never called the API while it was cut off")
 	}
-	p.serve(l)
 }

@@ -96,8 +96,10 @@ func TestAPILostMidRead(t *testing.T) {
 		a := newAppliance(t, timing)
 		a.addSource(t, "cloud", "http://"+p.addr+"/v3/")
 		j := lose(t, a, p, v.Name, func() {
-			time.Sleep(time.Second)
-			p.restore(t)
+			// The read has failed; Close is retrying its clean-up.
+			p.waitRefused(t)
+			time.Sleep(300 * time.Millisecond)
+			p.restore()
 		})
 		if len(j.Messages) > 0 {
 			t.Errorf("clean-up reported problems: %q", j.Messages)
@@ -110,7 +112,7 @@ func TestAPILostMidRead(t *testing.T) {
 		a := newAppliance(t, timing)
 		a.addSource(t, "cloud", "http://"+p.addr+"/v3/")
 		j := lose(t, a, p, v.Name, func() {})
-		p.restore(t)
+		p.restore()
 		left, err := e.leftovers(v.ID)
 		if err != nil {
 			t.Fatal(err)
