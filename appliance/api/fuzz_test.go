@@ -34,6 +34,22 @@ func (notFound) CancelJob(context.Context, string) (meta.Job, error) {
 	return meta.Job{}, meta.ErrNotFound
 }
 
+func (notFound) StartGC(context.Context, api.GCRequest) (meta.Job, error) {
+	return meta.Job{}, meta.ErrNotFound
+}
+
+func (notFound) CreatePolicy(context.Context, api.PolicyRequest) (meta.Policy, error) {
+	return meta.Policy{}, meta.ErrNotFound
+}
+
+func (notFound) AssignPolicy(context.Context, string, string) (meta.Policy, error) {
+	return meta.Policy{}, meta.ErrNotFound
+}
+
+func (notFound) Prune(context.Context, bool) (api.PruneResult, error) {
+	return api.PruneResult{}, meta.ErrNotFound
+}
+
 // FuzzRequestBodies sends arbitrary bytes as the body of every endpoint
 // that takes one. The server must never panic, and must answer with a
 // 2xx or a 4xx carrying a JSON error body: no input is a server error.
@@ -53,7 +69,7 @@ func FuzzRequestBodies(f *testing.F) {
 		`{"source":"web","changed_extents":[{"offset":1e30,"length":1}]}`,
 		`{"source":"web","full":true,"changed_extents":[]}`,
 		`{"to":"file:/tmp/x","overwrite":true}`, `{"restore_point":"rp-1","to":"file:/tmp/x"}`,
-		`{"to":":"}`, `{"to":"file:"}`, `{"unknown":1}`, `{"source":"web"}garbage`,
+		`{"to":":"}`, `{"to":"file:"}`, `{"grace":"0s"}`, `{"grace":"-1h"}`, `{"name":"gold","schedule":"daily 02:00","keep_daily":7,"lock":"30d"}`, `{"target":"web/disk.img"}`, `{"dry_run":true}`, `{"unknown":1}`, `{"source":"web"}garbage`,
 		"{\"source\":\"\xff\xfe\"}", `{"source":"web",}`, `{"source":{"nested":[1,2,3]}}`,
 	}
 	for _, s := range seeds {
@@ -68,6 +84,11 @@ func FuzzRequestBodies(f *testing.F) {
 		"/api/v1/restore-points/rp-1/restore",
 		"/api/v1/restore-points/rp-1/verify",
 		"/api/v1/jobs/job-1/cancel",
+		"/api/v1/gc",
+		"/api/v1/policies",
+		"/api/v1/policies/gold/assign",
+		"/api/v1/prune",
+		"/api/v1/cluster/join-tokens",
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, path := range paths {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnhq/cairn/appliance/report"
 	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/plugins"
@@ -134,8 +135,24 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Disk":             meta.Disk{},
 		"VerifyState":      meta.VerifyState{},
 		"JoinToken":        JoinToken{},
+		"GCRequest":        GCRequest{},
+		"GCResult":         meta.GCResult{},
+		"Deleted":          deleted{},
+		"PolicyRequest":    PolicyRequest{},
+		"Policy":           meta.Policy{},
+		"Retention":        meta.Retention{},
+		"PolicyList":       policyList{},
+		"AssignRequest":    AssignRequest{},
+		"PruneRequest":     PruneRequest{},
+		"PruneResult":      PruneResult{},
+		"PruneObject":      PruneObject{},
+		"PrunedPoint":      PrunedPoint{},
 		"ClusterStatus":    member.Status{},
 		"NodeStatus":       member.NodeStatus{},
+		"DailyReport":      report.Report{},
+		"ReportTotals":     report.Totals{},
+		"ReportObject":     report.Object{},
+		"ReportFailure":    report.Failure{},
 	}
 	for name, schema := range doc.Components.Schemas {
 		v, ok := types[name]

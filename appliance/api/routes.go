@@ -33,6 +33,13 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/api/v1/restore-points/{id}", handle: s.getRestorePoint},
 		{method: "POST", path: "/api/v1/restore-points/{id}/restore", handle: s.startRestore},
 		{method: "POST", path: "/api/v1/restore-points/{id}/verify", handle: s.startVerify},
+		{method: "DELETE", path: "/api/v1/restore-points/{id}", handle: s.deleteRestorePoint},
+		{method: "POST", path: "/api/v1/gc", handle: s.startGC},
+
+		{method: "GET", path: "/api/v1/policies", handle: s.listPolicies},
+		{method: "POST", path: "/api/v1/policies", handle: s.createPolicy},
+		{method: "POST", path: "/api/v1/policies/{name}/assign", handle: s.assignPolicy},
+		{method: "POST", path: "/api/v1/prune", handle: s.prune},
 
 		{method: "GET", path: "/api/v1/jobs", query: []string{"limit"}, handle: s.listJobs},
 		{method: "GET", path: "/api/v1/jobs/{id}", handle: s.getJob},
@@ -41,6 +48,8 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/api/v1/cluster", handle: s.clusterStatus},
 		{method: "POST", path: "/api/v1/cluster/join-tokens", handle: s.issueJoinToken},
 		{method: "DELETE", path: "/api/v1/cluster/nodes/{id}", handle: s.removeNode},
+
+		{method: "GET", path: "/api/v1/reports/daily", query: []string{"date", "tz", "format"}, handle: s.dailyReport},
 	}
 }
 
@@ -61,6 +70,9 @@ func (s *Server) register() {
 			w.Header().Set("Allow", list)
 			s.writeError(w, r, errMethod)
 		})
+	}
+	if s.metrics != nil {
+		s.mux.Handle("GET /metrics", s.metricsEndpoint())
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute)
@@ -89,10 +101,31 @@ func (s *Server) endpoint(rt route) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
+		if raw, ok := body.(rawBody); ok {
+			s.writeRaw(w, status, raw)
+			return
+		}
 		if job, ok := body.(meta.Job); ok {
 			infoFrom(r.Context()).job = job.ID
 		}
 		s.writeJSON(w, r, status, body)
+	})
+}
+
+// metricsEndpoint serves Prometheus metrics, which are not JSON and so not
+// in the route table or the OpenAPI document; they need the API token unless
+// the server was told to serve them publicly.
+func (s *Server) metricsEndpoint() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.promOpen {
+			principal, ok := s.authenticate(r)
+			if !ok {
+				s.writeError(w, r, errUnauthorized)
+				return
+			}
+			infoFrom(r.Context()).principal = principal
+		}
+		s.metrics.ServeHTTP(w, r)
 	})
 }
 

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/cairnhq/cairn/appliance/report"
 )
 
 // Options configure a Server.
@@ -25,6 +27,16 @@ type Options struct {
 	MaxBodyBytes int64
 	// Cluster serves the cluster endpoints; nil answers them 404.
 	Cluster Cluster
+	// Reports is the catalog daily reports are made from; nil answers
+	// /reports 404.
+	Reports report.Catalog
+	// Now is the clock reports are dated by; nil means time.Now.
+	Now func() time.Time
+	// Metrics serves GET /metrics (with the API token unless
+	// MetricsPublic); nil answers it 404.
+	Metrics http.Handler
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool
 }
 
 // Server serves the REST API. It is an http.Handler.
@@ -36,6 +48,10 @@ type Server struct {
 	haveToken bool
 	mux       *http.ServeMux
 	cl        Cluster
+	reportCat report.Catalog
+	clock     func() time.Time
+	metrics   http.Handler
+	promOpen  bool
 }
 
 // NewServer returns a Server answering from svc.
@@ -48,6 +64,10 @@ func NewServer(svc Service, opts Options) *Server {
 		haveToken: opts.Token != "",
 		mux:       http.NewServeMux(),
 		cl:        opts.Cluster,
+		reportCat: opts.Reports,
+		clock:     opts.Now,
+		metrics:   opts.Metrics,
+		promOpen:  opts.MetricsPublic,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -43,6 +43,18 @@ type Service interface {
 	// Jobs lists at most limit jobs, newest first.
 	Jobs(ctx context.Context, limit int) ([]meta.Job, error)
 	Job(ctx context.Context, id string) (meta.Job, error)
+	// StartGC starts a garbage-collection round.
+	StartGC(ctx context.Context, req GCRequest) (meta.Job, error)
+	// DeleteRestorePoint forgets a restore point; its chunks go in later
+	// garbage-collection rounds.
+	DeleteRestorePoint(ctx context.Context, id string) error
+	// CreatePolicy records a new policy; Policies lists them; AssignPolicy
+	// applies one to a source or an object.
+	CreatePolicy(ctx context.Context, req PolicyRequest) (meta.Policy, error)
+	Policies(ctx context.Context) ([]meta.Policy, error)
+	AssignPolicy(ctx context.Context, name, target string) (meta.Policy, error)
+	// Prune deletes the restore points their policies do not keep.
+	Prune(ctx context.Context, dryRun bool) (PruneResult, error)
 	// CancelJob asks a job to stop and returns it as it then stands; a job
 	// that has already finished is a conflict.
 	CancelJob(ctx context.Context, id string) (meta.Job, error)
@@ -69,6 +81,13 @@ type BackupRequest struct {
 	Object         string           `json:"object,omitempty"` // empty: the source's only object
 	Full           bool             `json:"full,omitempty"`
 	ChangedExtents []plugins.Extent `json:"changed_extents,omitzero"`
+}
+
+// GCRequest starts a garbage-collection round. Grace is how long a chunk
+// must have gone unreferenced to be collected, as a Go duration ("1h",
+// "0s"); empty means the appliance's default (one hour).
+type GCRequest struct {
+	Grace string `json:"grace,omitempty"`
 }
 
 // RestoreRequest restores a restore point to a target.

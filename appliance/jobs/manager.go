@@ -42,6 +42,13 @@ type Catalog interface {
 	Job(ctx context.Context, id string) (meta.Job, error)
 	Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error)
 	InterruptRunning(ctx context.Context, node string, now time.Time) ([]meta.Job, error)
+	DeleteRestorePoint(ctx context.Context, id string, now time.Time) error
+	BeginGC(ctx context.Context, r meta.GCRound) (meta.GCRound, error)
+	PutPolicy(ctx context.Context, p meta.Policy) error
+	Policy(ctx context.Context, name string) (meta.Policy, error)
+	Policies(ctx context.Context) ([]meta.Policy, error)
+	PolicyFor(ctx context.Context, source, object string) (meta.Policy, error)
+	EndGC(ctx context.Context, r meta.GCRound) error
 }
 
 // Keys hands out tenants' chunk keys.
@@ -75,6 +82,9 @@ type Options struct {
 	// the default deletes it from the store, so the next backup of its
 	// data stores it again.
 	Quarantine func(ctx context.Context, id chunk.ID)
+	// Collector sweeps the nodes' stores for garbage collection; without it
+	// StartGC is refused.
+	Collector Collector
 	// Node is the ID of the cluster member this manager runs on: its jobs
 	// carry it, and at start only its own unfinished jobs are interrupted.
 	Node string
@@ -85,17 +95,18 @@ const DefaultTenant = "default"
 
 // Manager runs jobs and implements api.Service.
 type Manager struct {
-	catalog Catalog
-	keys    Keys
-	store   Store
-	kinds   map[string]plugins.Kind // by name
-	secrets Secrets
-	node    string
-	backup  *backup.Engine
-	restore *restore.Engine
-	now     func() time.Time
-	rand    io.Reader
-	log     *slog.Logger
+	catalog   Catalog
+	keys      Keys
+	store     Store
+	kinds     map[string]plugins.Kind // by name
+	secrets   Secrets
+	node      string
+	collector Collector
+	backup    *backup.Engine
+	restore   *restore.Engine
+	now       func() time.Time
+	rand      io.Reader
+	log       *slog.Logger
 
 	ctx    context.Context // parent of every job; canceled by Close
 	cancel context.CancelFunc
@@ -119,7 +130,7 @@ var _ api.Service = (*Manager)(nil)
 // interrupted.
 // kinds are the plugins the appliance offers, wired explicitly by the daemon.
 func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node,
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node, collector: opts.Collector,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
 	for _, k := range kinds {

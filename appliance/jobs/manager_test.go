@@ -38,7 +38,7 @@ func (g *gate) Put(ctx context.Context, id chunk.ID, sealed []byte) (bool, error
 
 type fixture struct {
 	m       *jobs.Manager
-	catalog *meta.Local
+	catalog *meta.Memory
 	store   *gate
 	dir     string
 }
@@ -46,11 +46,7 @@ type fixture struct {
 func newFixture(t *testing.T, extra ...plugins.Kind) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { catalog.Close() })
+	catalog := meta.NewMemory()
 	master, _, err := keys.Load(filepath.Join(dir, "master.key"), nil, true)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +54,7 @@ func newFixture(t *testing.T, extra ...plugins.Kind) *fixture {
 	g := &gate{Memory: store.NewMemory(store.Options{}), open: make(chan struct{})}
 	close(g.open)
 	m, err := jobs.New(context.Background(), catalog, keys.NewRing(master, catalog, nil), g,
-		append([]plugins.Kind{file.Kind()}, extra...), jobs.Options{Secrets: keys.NewSecrets(master, nil)})
+		append([]plugins.Kind{file.Kind()}, extra...), jobs.Options{Secrets: keys.NewSecrets(master, nil), Collector: memCollector{g.Memory}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,6 +204,16 @@ func (m *Manager) runBackup(ctx context.Context, l *live, src meta.Source, plugi
 	opts := plugins.OpenOptions{}
 	if base != nil {
 		opts.ChangedExtents = req.ChangedExtents
+		// Record the base before reading it: while this job runs, no one
+		// can delete it (and if someone did just now, the commit will
+		// refuse the missing base).
+		l.mu.Lock()
+		l.job.Base = base.ID
+		rec := l.job
+		l.mu.Unlock()
+		if err := m.catalog.PutJob(ctx, rec); err != nil {
+			return "", fmt.Errorf("record the base restore point: %w", err)
+		}
 	}
 	snap, err := plugin.Open(ctx, object, opts)
 	if err != nil {
@@ -234,6 +244,9 @@ func (m *Manager) runBackup(ctx context.Context, l *live, src meta.Source, plugi
 	}
 	if base != nil {
 		rp.Base = base.ID
+	}
+	if rp.LockedUntil, err = m.lockFor(ctx, src.Name, object, rp.Time); err != nil {
+		return "", fmt.Errorf("find the retention lock: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return "", err

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/cluster/store"
 )
 
 // FuzzJoinInput feeds what arrives from outside during a join — a token as
@@ -25,4 +28,25 @@ func FuzzJoinInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzSweepRequest feeds a member's sweep route what a peer could send.
+func FuzzSweepRequest(f *testing.F) {
+	f.Add(encodeSweep(time.Unix(5, 0), time.Unix(6, 0), mustFilter()))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cutoff, purge, live, err := decodeSweep(b)
+		if err != nil {
+			return
+		}
+		filter, _ := live.MarshalBinary()
+		if !bytes.Equal(encodeSweep(cutoff, purge, filter), b) {
+			t.Fatal("decode then encode changed the request")
+		}
+	})
+}
+
+func mustFilter() []byte {
+	b, _ := store.NewLiveSet(10, 1).MarshalBinary()
+	return b
 }

@@ -209,6 +209,13 @@ func (m *Member) tend(ctx context.Context, since time.Time) error {
 			if err := m.catalog.SetNode(ctx, n); err != nil {
 				return err
 			}
+			// Its running jobs end here: they hold nothing any more (a
+			// running backup would hold back garbage collection forever).
+			if jobs, err := m.catalog.InterruptRunning(ctx, id, now); err != nil {
+				return err
+			} else if len(jobs) > 0 {
+				m.log.Warn("jobs of a node declared down are interrupted", "node", id, "jobs", len(jobs))
+			}
 		case n.State == meta.NodeDown && healthy:
 			m.log.Info("node is back", "node", id)
 			n.State = meta.NodeActive
@@ -265,6 +272,9 @@ func (m *Member) heal(ctx context.Context) error {
 	for _, id := range rep.Drained {
 		m.log.Info("node drained: removing it", "node", id)
 		if err := m.catalog.RemoveNode(ctx, id); err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		if _, err := m.catalog.InterruptRunning(ctx, id, m.now()); err != nil {
 			return err
 		}
 		if err := m.catalog.RemoveServer(ctx, id); err != nil {

@@ -186,6 +186,7 @@ func Start(ctx context.Context, cfg Config) (_ *Member, err error) {
 	m.routes.Handle("POST /cairn/meta/v1/apply", m.membersOnly(http.HandlerFunc(m.handleApply)))
 	m.routes.Handle("GET /cairn/member/v1/health", m.membersOnly(http.HandlerFunc(m.handleHealth)))
 	m.routes.Handle("GET /cairn/member/v1/status", m.membersOnly(http.HandlerFunc(m.handleStatus)))
+	m.routes.Handle("POST /cairn/member/v1/gc/sweep", m.membersOnly(http.HandlerFunc(m.handleSweep)))
 	m.http = &http.Server{Handler: m.routes, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelDebug)}
 

@@ -142,6 +142,11 @@ func TestClusterLifecycle(t *testing.T) {
 		victim = m2
 	}
 	victimID, victimDir, victimAddr := victim.ID(), victim.cfg.Dir, victim.Address()
+	// A job the victim was running when it stopped.
+	if err := victim.Catalog().PutJob(ctx, meta.Job{ID: "job-on-victim", Kind: meta.JobBackup, State: meta.JobRunning,
+		Node: victimID, Created: time.Now(), Started: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	victim.Close()
 	watcher := m1
 	if watcher == victim {
@@ -150,6 +155,10 @@ func TestClusterLifecycle(t *testing.T) {
 	poll(t, "the stopped member is declared down", func() bool {
 		state, healthy := nodeState(statusOf(t, watcher), victimID)
 		return state == meta.NodeDown && !healthy
+	})
+	poll(t, "the down node's running job is interrupted", func() bool {
+		j, err := watcher.Catalog().Job(ctx, "job-on-victim")
+		return err == nil && j.State == meta.JobInterrupted
 	})
 	back := startAt(t, victimDir, victimAddr, "", "")
 	defer back.Close()

@@ -24,6 +24,11 @@ const (
 	RemoveNodeCommand         CommandType = 9
 	PutJoinTokenCommand       CommandType = 10
 	RedeemJoinTokenCommand    CommandType = 11
+	BeginGCCommand            CommandType = 12
+	EndGCCommand              CommandType = 13
+	DeletePointCommand        CommandType = 14
+	PutPolicyCommand          CommandType = 15
+	RemovePolicyCommand       CommandType = 16
 )
 
 // IgnoreUnknown, set in the type byte, marks a command an older node may

@@ -53,6 +53,16 @@ func CheckCommand(cmd []byte) error {
 		body = &putTokenBody{}
 	case RedeemJoinTokenCommand:
 		body = &redeemTokenBody{}
+	case BeginGCCommand:
+		body = &beginGCBody{}
+	case EndGCCommand:
+		body = &endGCBody{}
+	case DeletePointCommand:
+		body = &deletePointBody{}
+	case PutPolicyCommand:
+		body = &putPolicyBody{}
+	case RemovePolicyCommand:
+		body = &removePolicyBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil
@@ -129,11 +139,12 @@ func (r *Replicated) waitApplied(ctx context.Context, index uint64) error {
 // WireResult is a Result as it crosses the network: an error becomes its
 // message and the kind of sentinel it wraps.
 type WireResult struct {
-	Error   string `json:"error,omitempty"`
-	Kind    string `json:"kind,omitempty"`
-	Jobs    []Job  `json:"jobs,omitempty"`
-	Ignored bool   `json:"ignored,omitempty"`
-	Index   uint64 `json:"index"`
+	Error   string  `json:"error,omitempty"`
+	Kind    string  `json:"kind,omitempty"`
+	Jobs    []Job   `json:"jobs,omitempty"`
+	Ignored bool    `json:"ignored,omitempty"`
+	GC      GCRound `json:"gc,omitzero"`
+	Index   uint64  `json:"index"`
 }
 
 var errorKinds = map[string]error{
@@ -143,7 +154,7 @@ var errorKinds = map[string]error{
 
 // EncodeResult turns a leader's answer into its wire form.
 func EncodeResult(res Result, index uint64, err error) WireResult {
-	w := WireResult{Jobs: res.Jobs, Ignored: res.Ignored, Index: index}
+	w := WireResult{Jobs: res.Jobs, Ignored: res.Ignored, GC: res.GC, Index: index}
 	if err == nil {
 		err = res.Err
 	}
@@ -162,7 +173,7 @@ func EncodeResult(res Result, index uint64, err error) WireResult {
 // Decode turns a wire answer back into a Result whose Err still matches the
 // leader's sentinel with errors.Is.
 func (w WireResult) Decode() (Result, uint64) {
-	res := Result{Jobs: w.Jobs, Ignored: w.Ignored}
+	res := Result{Jobs: w.Jobs, Ignored: w.Ignored, GC: w.GC}
 	if w.Error != "" {
 		res.Err = &remoteError{msg: w.Error, kind: errorKinds[w.Kind]}
 	}

@@ -36,6 +36,8 @@ type Result struct {
 	Jobs []Job
 	// Ignored reports a command of an unknown type marked IgnoreUnknown.
 	Ignored bool
+	// GC is the round a BeginGC command started.
+	GC GCRound
 }
 
 // Apply applies one log entry. See FSM for what it promises.
@@ -94,6 +96,27 @@ func (f *FSM) Apply(entry []byte) Result {
 		var c redeemTokenBody
 		decodeBody(t, body, &c)
 		return Result{Err: s.redeemToken(c.Hash, c.Node, c.Now)}
+	case BeginGCCommand:
+		var c beginGCBody
+		decodeBody(t, body, &c)
+		r, err := s.beginGC(c.Round)
+		return Result{Err: err, GC: r}
+	case EndGCCommand:
+		var c endGCBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.endGC(c.Round)}
+	case DeletePointCommand:
+		var c deletePointBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.deletePoint(c.ID, c.Now)}
+	case PutPolicyCommand:
+		var c putPolicyBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.putPolicy(c.Policy)}
+	case RemovePolicyCommand:
+		var c removePolicyBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.removePolicy(c.Name)}
 	}
 	if optional {
 		return Result{Ignored: true}

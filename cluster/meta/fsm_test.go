@@ -51,6 +51,11 @@ func testNode(id string) Node {
 	return Node{ID: id, Address: "127.0.0.1:7" + id[len(id)-1:] + "00", Labels: map[string]string{"rack": "r1"}, State: NodeActive}
 }
 
+func testPolicy(name string, targets ...string) Policy {
+	return Policy{Name: name, Schedule: "daily 02:00", Retention: Retention{KeepLast: 3, KeepDaily: 7, LockSeconds: 86400},
+		Targets: targets, Created: t0}
+}
+
 // testToken is a join token issued at t0 for 15 minutes.
 func testToken(n byte) JoinToken {
 	return JoinToken{Hash: strings.Repeat(fmt.Sprintf("%02x", n), 32), Expires: t0.Add(15 * time.Minute)}
@@ -247,6 +252,109 @@ func TestApplyEveryCommand(t *testing.T) {
 		{"redeem unknown join token", nil, func(t *testing.T) []byte {
 			return mustCmd(t, RedeemJoinTokenCommand, redeemTokenBody{testToken(1).Hash, "n2", t0})
 		}, ErrTokenUnknown, nil},
+		{"begin gc", nil, func(t *testing.T) []byte {
+			return mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Job: "job-g", Started: t0, Cutoff: t0.Add(-time.Hour)}})
+		}, nil, func(t *testing.T, s *state, res Result) {
+			if res.GC.Epoch != 1 || s.gc.State != GCRunning || s.gc.Job != "job-g" {
+				t.Errorf("gc = %+v, result %+v", s.gc, res.GC)
+			}
+		}},
+		{"begin gc while one runs", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Started: t0, Cutoff: t0}})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Started: t0.Add(time.Hour), Cutoff: t0}})
+		}, ErrConflict, nil},
+		{"begin gc after a stale one", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Started: t0, Cutoff: t0}})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Started: t0.Add(GCStaleAfter), Cutoff: t0}})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if s.gc.Epoch != 2 {
+				t.Errorf("gc = %+v", s.gc)
+			}
+		}},
+		{"end gc", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, BeginGCCommand, beginGCBody{GCRound{Started: t0, Cutoff: t0}})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone, Finished: t0.Add(time.Minute), BytesReclaimed: 99}})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if s.gc.State != GCDone || s.gc.BytesReclaimed != 99 {
+				t.Errorf("gc = %+v", s.gc)
+			}
+		}},
+		{"delete restore point", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, CommitRestorePointCommand, commitBody{testPoint("rp-1", "nas", "vm-1", t0)}),
+				mustCmd(t, CommitRestorePointCommand, commitBody{testPoint("rp-2", "nas", "vm-1", t0.Add(time.Hour))})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, DeletePointCommand, deletePointBody{"rp-2", t0.Add(2 * time.Hour)})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if _, ok := s.points["rp-2"]; ok || len(s.byObject[objectIndexKey("nas", "vm-1")]) != 1 || s.bySource["nas"] != 1 {
+				t.Errorf("after delete: %v %v %v", s.points, s.byObject, s.bySource)
+			}
+		}},
+		{"delete locked restore point", func(t *testing.T) [][]byte {
+			rp := testPoint("rp-1", "nas", "vm-1", t0)
+			rp.LockedUntil = t0.Add(30 * 24 * time.Hour)
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, CommitRestorePointCommand, commitBody{rp})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, DeletePointCommand, deletePointBody{"rp-1", t0.Add(30*24*time.Hour - time.Second)})
+		}, ErrConflict, nil},
+		{"delete the base of a running backup", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, CommitRestorePointCommand, commitBody{testPoint("rp-1", "nas", "vm-1", t0)}),
+				mustCmd(t, PutJobCommand, putJobBody{Job{ID: "job-9", Kind: JobBackup, State: JobRunning, Source: "nas", Created: t0, Base: "rp-1"}})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, DeletePointCommand, deletePointBody{"rp-1", t0})
+		}, ErrConflict, nil},
+		{"delete missing restore point", nil, func(t *testing.T) []byte {
+			return mustCmd(t, DeletePointCommand, deletePointBody{"rp-1", t0})
+		}, ErrNotFound, nil},
+		{"put policy", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("gold", "nas/vm-1")})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if p, ok := s.policyFor("nas", "vm-1"); !ok || p.Name != "gold" {
+				t.Errorf("policy for nas/vm-1 = %+v, %v", p, ok)
+			}
+			if _, ok := s.policyFor("nas", "vm-2"); ok {
+				t.Error("a policy assigned to one object applies to another")
+			}
+		}},
+		{"an object's policy wins over its source's", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("bronze", "nas")})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("gold", "nas/vm-1")})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			a, _ := s.policyFor("nas", "vm-1")
+			b, _ := s.policyFor("nas", "vm-2")
+			if a.Name != "gold" || b.Name != "bronze" {
+				t.Errorf("policies %s and %s", a.Name, b.Name)
+			}
+		}},
+		{"assign a target twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}),
+				mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("bronze", "nas")})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("gold", "nas")})
+		}, ErrConflict, nil},
+		{"policy on a missing source", nil, func(t *testing.T) []byte {
+			return mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("gold", "nas")})
+		}, ErrNotFound, nil},
+		{"remove policy", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutPolicyCommand, putPolicyBody{testPolicy("gold")})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RemovePolicyCommand, removePolicyBody{"gold"})
+		}, nil, nil},
+		{"remove missing policy", nil, func(t *testing.T) []byte {
+			return mustCmd(t, RemovePolicyCommand, removePolicyBody{"gold"})
+		}, ErrNotFound, nil},
+		{"end a gc round that is not running", nil, func(t *testing.T) []byte {
+			return mustCmd(t, EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone}})
+		}, ErrConflict, nil},
 	}
 	covered := map[CommandType]bool{}
 	for _, tt := range tests {
@@ -270,7 +378,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			}
 		})
 	}
-	for ct := AddSourceCommand; ct <= RedeemJoinTokenCommand; ct++ {
+	for ct := AddSourceCommand; ct <= RemovePolicyCommand; ct++ {
 		if !covered[ct] {
 			t.Errorf("command type %d has no test", ct)
 		}
@@ -353,6 +461,9 @@ func testLog(t testing.TB) [][]byte {
 	add(PutJoinTokenCommand, putTokenBody{testToken(1)})
 	add(PutJoinTokenCommand, putTokenBody{testToken(2)})
 	add(RedeemJoinTokenCommand, redeemTokenBody{testToken(2).Hash, "n3", t0})
+	add(BeginGCCommand, beginGCBody{GCRound{Job: "job-gc", Started: t0, Cutoff: t0}})
+	add(PutPolicyCommand, putPolicyBody{testPolicy("gold")})
+	add(EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone, Finished: t0.Add(time.Minute), BytesReclaimed: 7}})
 	log = append(log, []byte{byte(IgnoreUnknown | 0x7e), recordV1, '{', '}'})
 	return log
 }

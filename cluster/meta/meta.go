@@ -78,6 +78,9 @@ type RestorePoint struct {
 	Fingerprint string      `json:"fingerprint"`
 	Verify      VerifyState `json:"verify"`
 	Duration    float64     `json:"duration_seconds"`
+	// LockedUntil is when the restore point's retention lock expires; until
+	// then no one can delete it, admins included.
+	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// ObjectConfig is the object's configuration as its plugin saved it (a
 	// VM's settings), for restoring the object rather than only its disks.
 	ObjectConfig []byte `json:"object_config,omitempty"`
@@ -107,6 +110,7 @@ const (
 	JobBackup  = "backup"
 	JobRestore = "restore"
 	JobVerify  = "verify"
+	JobGC      = "gc"
 
 	JobQueued      = "queued"
 	JobRunning     = "running"
@@ -124,6 +128,9 @@ type Job struct {
 	Source string `json:"source,omitempty"`
 	Object string `json:"object,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Base is the restore point a backup builds on, once it is known: it
+	// cannot be deleted while the job runs.
+	Base string `json:"base,omitempty"`
 	// Node is the ID of the cluster member that runs the job; empty for a
 	// job recorded before the appliance was a cluster.
 	Node     string    `json:"node,omitempty"`
@@ -141,6 +148,21 @@ type Job struct {
 	// Result holds what a restore made, as its target reported it (for
 	// example "volume_id").
 	Result map[string]string `json:"result,omitempty"`
+	// GC is what a garbage-collection job did.
+	GC *GCResult `json:"gc,omitempty"`
+}
+
+// GCResult is what a garbage-collection round found and did.
+type GCResult struct {
+	Epoch          uint64 `json:"epoch"`
+	RestorePoints  int    `json:"restore_points"` // marked from
+	LiveChunks     int64  `json:"live_chunks"`
+	Scanned        int64  `json:"scanned"`
+	Tombstoned     int64  `json:"tombstoned"`
+	Revived        int64  `json:"revived"`
+	Deleted        int64  `json:"deleted"`
+	DeletedBytes   int64  `json:"deleted_bytes"`
+	BytesReclaimed int64  `json:"bytes_reclaimed"`
 }
 
 // Done reports whether the job has reached a final state.

@@ -36,6 +36,8 @@ const (
 	recordNode   recordType = 5
 	recordEpoch  recordType = 6
 	recordToken  recordType = 7
+	recordGC     recordType = 8
+	recordPolicy recordType = 9
 )
 
 type epochRecord struct {
@@ -99,6 +101,12 @@ func (s *Snapshot) Persist(w io.Writer) error {
 	}
 	for _, hash := range slices.Sorted(maps.Keys(st.tokens)) {
 		put(recordToken, st.tokens[hash])
+	}
+	if st.gc.Epoch > 0 {
+		put(recordGC, st.gc)
+	}
+	for _, name := range slices.Sorted(maps.Keys(st.policies)) {
+		put(recordPolicy, st.policies[name])
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", err)
@@ -229,6 +237,25 @@ func (st *state) restoreRecord(t recordType, b []byte) error {
 			return err
 		}
 		return st.putKey(k)
+	case recordPolicy:
+		var p Policy
+		if err := decode(b, &p); err != nil {
+			return err
+		}
+		if _, ok := st.policies[p.Name]; ok {
+			return fmt.Errorf("policy %s twice: %w", p.Name, ErrExists)
+		}
+		return st.putPolicy(p)
+	case recordGC:
+		var r GCRound
+		if err := decode(b, &r); err != nil {
+			return err
+		}
+		if r.Epoch == 0 || st.gc.Epoch != 0 {
+			return fmt.Errorf("gc round %d: %w", r.Epoch, ErrInvalid)
+		}
+		st.gc = r
+		return nil
 	case recordToken:
 		var tk JoinToken
 		if err := decode(b, &tk); err != nil {

@@ -26,6 +26,8 @@ type state struct {
 	nodes    map[string]Node
 	epoch    uint64
 	tokens   map[string]JoinToken // by hash
+	gc       GCRound              // the latest garbage-collection round
+	policies map[string]Policy
 }
 
 func newState() *state {
@@ -40,6 +42,7 @@ func newState() *state {
 		keyIDs:   map[chunk.KeyID]string{},
 		nodes:    map[string]Node{},
 		tokens:   map[string]JoinToken{},
+		policies: map[string]Policy{},
 	}
 }
 
@@ -58,6 +61,8 @@ func (s *state) clone() *state {
 		nodes:    maps.Clone(s.nodes),
 		epoch:    s.epoch,
 		tokens:   maps.Clone(s.tokens),
+		gc:       s.gc,
+		policies: maps.Clone(s.policies),
 	}
 }
 
@@ -99,6 +104,13 @@ func (s *state) removeSource(name string) error {
 	}
 	if n := s.bySource[name]; n > 0 {
 		return fmt.Errorf("%d restore points still belong to it: %w", n, ErrConflict)
+	}
+	for _, pn := range slices.Sorted(maps.Keys(s.policies)) {
+		for _, t := range s.policies[pn].Targets {
+			if src, _, _ := strings.Cut(t, "/"); src == name {
+				return fmt.Errorf("policy %s is assigned to %s: %w", pn, t, ErrConflict)
+			}
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.active)) {
 		if j := s.jobs[id]; j.Source == name {

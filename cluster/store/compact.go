@@ -26,6 +26,10 @@ type CompactOptions struct {
 	// Force compacts every segment holding any dead bytes, sealing the
 	// writers' segments first so that they are included.
 	Force bool
+	// SealOpen seals the writers' segments first, so that they count as
+	// candidates under MinDead too: garbage collection's deletions often
+	// land in the segments still being written.
+	SealOpen bool
 }
 
 // CompactStats reports what Compact did.
@@ -51,7 +55,7 @@ func (s *Local) Compact(ctx context.Context, opts CompactOptions) (CompactStats,
 	defer s.gate.leave()
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
-	if opts.Force {
+	if opts.Force || opts.SealOpen {
 		for _, w := range s.writers {
 			r := &request{kind: reqSeal, done: make(chan struct{})}
 			w.ctl <- r

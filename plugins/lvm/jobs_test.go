@@ -30,11 +30,7 @@ func TestThroughTheJobManager(t *testing.T) {
 	needTools(t)
 	ctx := t.Context()
 	dir := t.TempDir()
-	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { catalog.Close() })
+	catalog := meta.NewMemory()
 	master, _, err := keys.Load(filepath.Join(dir, "master.key"), nil, true)
 	if err != nil {
 		t.Fatal(err)

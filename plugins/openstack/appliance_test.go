@@ -25,7 +25,7 @@ import (
 // and an in-memory chunk store, with this plugin wired in.
 type appliance struct {
 	m       *jobs.Manager
-	catalog *meta.Local
+	catalog *meta.Memory
 	store   *gatedStore
 }
 
@@ -70,11 +70,7 @@ func (g *gatedStore) release() {
 func newAppliance(t *testing.T, timing Timing) *appliance {
 	t.Helper()
 	dir := t.TempDir()
-	catalog, err := meta.OpenLocal(filepath.Join(dir, "catalog.db"), meta.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { catalog.Close() })
+	catalog := meta.NewMemory()
 	master, _, err := keys.Load(filepath.Join(dir, "master.key"), nil, true)
 	if err != nil {
 		t.Fatal(err)

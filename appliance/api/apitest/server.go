@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairnhq/cairn/appliance/api"
+	"github.com/cairnhq/cairn/appliance/metrics"
 )
 
 // Server is the real API server over an in-memory Service, on loopback
@@ -45,7 +46,8 @@ func NewServer(t testing.TB) *Server {
 	svc := New(time.Date(2025, 11, 1, 9, 0, 0, 0, time.UTC))
 	log := &Buffer{}
 	logger := slog.New(slog.NewJSONHandler(log, nil))
-	h := api.NewServer(svc, api.Options{Token: token, Logger: logger})
+	h := api.NewServer(svc, api.Options{Token: token, Logger: logger, Reports: svc.Catalog(),
+		Metrics: metrics.Handler(metrics.Sources{Catalog: svc.Catalog(), Log: logger})})
 	// httptest serves cfg.Certificates[0] to clients that send no SNI (any
 	// IP address), adding its own certificate when there is none.
 	cert, err := cfg.GetCertificate(&tls.ClientHelloInfo{})

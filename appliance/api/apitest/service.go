@@ -381,3 +381,65 @@ func copyJob(j meta.Job) meta.Job {
 	}
 	return j
 }
+
+// Catalog returns the service's restore points and jobs as the catalog
+// interfaces of package report and metrics see them.
+func (s *Service) Catalog() Catalog { return Catalog{s} }
+
+// Catalog is a Service read through meta's filters.
+type Catalog struct{ s *Service }
+
+// RestorePoints lists restore points.
+func (c Catalog) RestorePoints(ctx context.Context, f meta.Filter) ([]meta.RestorePoint, error) {
+	return c.s.RestorePoints(ctx, f)
+}
+
+// Jobs lists the jobs f selects, without advancing them.
+func (c Catalog) Jobs(ctx context.Context, f meta.JobFilter) ([]meta.Job, error) {
+	all, err := c.s.Jobs(ctx, 1<<30)
+	if err != nil {
+		return nil, err
+	}
+	var out []meta.Job
+	for _, j := range all {
+		if (f.Kind == "" || j.Kind == f.Kind) && (f.State == "" || j.State == f.State) &&
+			(f.Source == "" || j.Source == f.Source) && (f.Object == "" || j.Object == f.Object) {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// StartGC is refused: the fake keeps no chunks to collect.
+func (s *Service) StartGC(ctx context.Context, req api.GCRequest) (meta.Job, error) {
+	return meta.Job{}, invalid("this test appliance has no garbage collector")
+}
+
+// DeleteRestorePoint forgets a restore point.
+func (s *Service) DeleteRestorePoint(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.points[id]; !ok {
+		return fmt.Errorf("restore point %s: %w", id, meta.ErrNotFound)
+	}
+	delete(s.points, id)
+	return nil
+}
+
+// CreatePolicy is refused: the fake keeps no policies.
+func (s *Service) CreatePolicy(ctx context.Context, req api.PolicyRequest) (meta.Policy, error) {
+	return meta.Policy{}, invalid("this test appliance keeps no policies")
+}
+
+// Policies lists none.
+func (s *Service) Policies(ctx context.Context) ([]meta.Policy, error) { return nil, nil }
+
+// AssignPolicy finds no policy.
+func (s *Service) AssignPolicy(ctx context.Context, name, target string) (meta.Policy, error) {
+	return meta.Policy{}, fmt.Errorf("policy %s: %w", name, meta.ErrNotFound)
+}
+
+// Prune keeps everything: no object has a policy.
+func (s *Service) Prune(ctx context.Context, dryRun bool) (api.PruneResult, error) {
+	return api.PruneResult{DryRun: dryRun, Objects: []api.PruneObject{}}, nil
+}

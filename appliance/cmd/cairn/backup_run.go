@@ -106,7 +106,10 @@ func (a *app) printStarted(j meta.Job, what string) error {
 	if a.wantJSON() {
 		return a.printJSON(j)
 	}
-	_, err := fmt.Fprintf(a.stdout, "Started %s job %s %s.\nFollow it with: cairn job show %s --wait\n", j.Kind, j.ID, what, j.ID)
+	if what != "" {
+		what = " " + what
+	}
+	_, err := fmt.Fprintf(a.stdout, "Started %s job %s%s.\nFollow it with: cairn job show %s --wait\n", j.Kind, j.ID, what, j.ID)
 	return err
 }
 

@@ -43,6 +43,8 @@ func newRestoreCmd(a *app) *cobra.Command {
   file:PATH   a new file or block device on the appliance; an existing file is
               not replaced unless --overwrite is given; a relative PATH is made
               absolute against the current directory.
+  kvm:PATH    a new qcow2 (or, with --format raw, raw) image at the absolute
+              PATH on the appliance; zeros stay unallocated.
 Other kinds name a configured source to restore into (KIND:SOURCE) and take
 the restore flags listed below.
 
@@ -56,7 +58,7 @@ restore made (such as volume_id) is also given at the top level.`,
 			if !ok || kind == "" || where == "" {
 				return usagef("--to %q: want file:PATH or KIND:SOURCE", to)
 			}
-			if kind == "file" {
+			if kind == "file" || kind == "kvm" { // kinds whose WHERE is a path on the appliance
 				abs, err := filepath.Abs(where)
 				if err != nil {
 					return usage(err)
@@ -97,6 +99,8 @@ restore made (such as volume_id) is also given at the top level.`,
 	f.StringVar(&to, "to", "", "where to restore: file:PATH on the appliance, or KIND:SOURCE")
 	f.BoolVar(&overwrite, "overwrite", false, "replace an existing file")
 	f.BoolVar(&wait, "wait", false, "follow the job and print it when it is done")
+	addVsphereRestoreFlags(f, opts)
+	addRestoreKVMFlags(f, opts)
 	addLVMRestoreFlags(cmd, opts)
 	addOpenStackRestoreFlags(cmd, opts)
 	return cmd

@@ -69,12 +69,17 @@ CAIRN_CA, CAIRN_TOKEN), which overrides the defaults.`,
 	object := group("object", "List what a source can protect")
 	object.AddCommand(newObjectListCmd(a))
 	backup := group("backup", "Run backups and inspect restore points")
-	backup.AddCommand(newBackupRunCmd(a), newBackupListCmd(a), newBackupShowCmd(a))
+	backup.AddCommand(newBackupRunCmd(a), newBackupListCmd(a), newBackupShowCmd(a), newBackupDeleteCmd(a))
 	job := group("job", "List, show and cancel jobs")
 	job.AddCommand(newJobListCmd(a), newJobShowCmd(a), newJobCancelCmd(a))
 	cluster := group("cluster", "Join nodes, show the cluster and remove nodes")
 	cluster.AddCommand(newClusterJoinTokenCmd(a), newClusterStatusCmd(a), newClusterRemoveCmd(a))
-	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster)
+	gc := group("gc", "Collect garbage: reclaim the space of deleted restore points")
+	gc.AddCommand(newGCRunCmd(a))
+	pol := group("policy", "Create, list and assign backup policies")
+	pol.AddCommand(newPolicyCreateCmd(a), newPolicyListCmd(a), newPolicyAssignCmd(a))
+	root.AddCommand(source, object, backup, newRestoreCmd(a), newVerifyCmd(a), job, cluster, gc, pol, newPruneCmd(a))
+	root.AddCommand(newReportCmd(a))
 	return root
 }
 

@@ -38,6 +38,8 @@ never shown again.`,
 	}
 	cmd.AddCommand(
 		newSourceAddFileCmd(a),
+		newSourceAddVsphereCmd(a),
+		newSourceAddKVMCmd(a),
 		newSourceAddLVMCmd(a),
 		newSourceAddOpenStackCmd(a),
 	)

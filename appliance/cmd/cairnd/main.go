@@ -53,6 +53,12 @@ The master key is sealed by a passphrase from --passphrase-file or the
 CAIRN_PASSPHRASE environment variable. Without one, cairnd keeps it in an
 unsealed 0600 key file and warns loudly: fine to try Cairn, not for production.
 
+With --demo it also runs an embedded vSphere simulator (govmomi's vcsim with
+Cairn's changed-block-tracking extension) holding three VMs whose disks hold
+ext4 filesystems, built at start under DATA/demo-vcsim and registered as the
+source "demo": try "cairn object list demo" and "cairn backup run demo/web
+--wait". The simulator keeps its VMs in memory, so each start rebuilds them.
+
 A cluster: start the first node with --cluster-listen ADDR2; get a token
 with cairn cluster join-token; start each other node, on its first start,
 with --cluster-listen ADDR3 --join ADDR2 --token TOKEN. Any node answers
@@ -72,12 +78,16 @@ the API.`,
 	f.StringSliceVar(&cfg.hosts, "tls-host", nil, "extra host names or IPs for the HTTPS certificate")
 	f.StringVar(&cfg.logFormat, "log-format", "json", "log format: json or text")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&cfg.demo, "demo", false, "also run an embedded vSphere simulator with three VMs, registered as source \"demo\"")
+	f.StringVar(&cfg.demoVcsim, "demo-vcsim", "127.0.0.1:8989", "address of the --demo simulator (keep it across restarts)")
+	f.DurationVar(&cfg.demoChurn, "demo-churn", 30*time.Second, "with --demo, how often the web VM's guest writes to its disk (0: never)")
 	f.StringVar(&cfg.clusterListen, "cluster-listen", "127.0.0.1:0", "address of the cluster listener (Raft, chunks, joins; mutual TLS); port 0 picks one, fine for a single node")
 	f.StringVar(&cfg.clusterAdvertise, "cluster-advertise", "", "address other nodes reach this one at (default: the cluster listener's)")
 	f.StringVar(&cfg.join, "join", "", "on first start, join the cluster of the member at this cluster address (needs --token)")
 	f.StringVar(&cfg.token, "token", "", "join token from cairn cluster join-token (with --join)")
 	f.DurationVar(&cfg.deadAfter, "dead-after", 30*time.Second, "how long a node may be unreachable before its chunks are re-replicated")
 	f.DurationVar(&cfg.healEvery, "heal-every", 10*time.Second, "how often the leader checks every chunk's replicas and repairs them")
+	reportFlags(f, &cfg.report)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
 	"github.com/cairnhq/cairn/appliance/keys"
+	"github.com/cairnhq/cairn/appliance/metrics"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/member"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -27,10 +28,15 @@ type config struct {
 	data, listen, passphraseFile string
 	hosts                        []string
 	logFormat, logLevel          string
+	demo                         bool
+	demoVcsim                    string
+	demoChurn                    time.Duration
 
 	clusterListen, clusterAdvertise string
 	join, token                     string
 	deadAfter, healEvery            time.Duration
+
+	report reportConfig
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
@@ -89,6 +95,10 @@ func run(ctx context.Context, cfg config) error {
 	if err := checkJoin(cfg); err != nil {
 		return err
 	}
+	reports, err := newReporting(cfg.report)
+	if err != nil {
+		return err
+	}
 	// The API listener first: its address is published to the cluster.
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -138,7 +148,7 @@ func run(ctx context.Context, cfg config) error {
 	catalog := mem.Catalog()
 	ring := keys.NewRing(master, catalog, nil)
 	mgr, err := jobs.New(ctx, catalog, ring, mem.Chunks(), wirePlugins(), jobs.Options{
-		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(),
+		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(), Collector: collector{mem},
 		// A read that finds a damaged copy fails over and has that copy
 		// deleted on its node, and healing restores it; deleting a chunk
 		// everywhere would throw the good copies away too.
@@ -150,6 +160,13 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
+	if cfg.demo {
+		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	tlsCfg, err := api.EnsureTLS(cfg.data, cfg.hosts)
 	if err != nil {
@@ -159,7 +176,11 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log, Cluster: mem}).HTTPServer(cfg.listen, tlsCfg)
+	stopReports := reports.start(ctx, catalog, log)
+	defer stopReports()
+	prom := metrics.Handler(metrics.Sources{Catalog: catalog, Store: chunks.Stats, Leader: catalog.IsLeader, Cluster: mem, Log: log})
+	srv := api.NewServer(mgr, api.Options{Token: token, Logger: log, Cluster: mem, Reports: catalog,
+		Metrics: prom, MetricsPublic: cfg.report.metricsPublic}).HTTPServer(cfg.listen, tlsCfg)
 	log.Info("cairnd serving", "node", mem.ID(), "cluster_address", mem.Address(), "url", "https://"+ln.Addr().String()+"/api/v1", "data", cfg.data,
 		"ca", filepath.Join(cfg.data, "ca.pem"), "token_file", filepath.Join(cfg.data, "admin.token"))
 
@@ -188,4 +209,18 @@ func checkJoin(cfg config) error {
 		return usageError{errors.New("--token needs --join ADDRESS: the cluster address of a member")}
 	}
 	return nil
+}
+
+// collector sweeps every member's store for the jobs' garbage collection.
+type collector struct{ m *member.Member }
+
+func (c collector) Sweep(ctx context.Context, live *store.LiveSet, cutoff, purgeBefore time.Time) (store.SweepStats, int64, error) {
+	nodes, err := c.m.Sweep(ctx, live, cutoff, purgeBefore)
+	var sum store.SweepStats
+	var reclaimed int64
+	for _, n := range nodes {
+		sum = sum.Add(n.SweepStats)
+		reclaimed += n.BytesReclaimed
+	}
+	return sum, reclaimed, err
 }
