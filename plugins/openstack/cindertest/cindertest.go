@@ -9,8 +9,10 @@
 // Start brings everything up in a new temporary directory on free loopback
 // ports and returns when the scheduler sees the volume backend; Stop ends
 // every process it started (epmd included) and removes the directory. The
-// packages come from tests/setup. Start one deployment per test binary, from
-// TestMain, with Main.
+// packages come from tests/setup. One deployment serves a test binary: Get
+// starts it on first use and Main, from TestMain, stops it. Keystone (in
+// keystone.go) adds a real Keystone and a Keystone-authenticated cinder-api
+// for the tests that need them.
 package cindertest
 
 import (
