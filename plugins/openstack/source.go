@@ -199,19 +199,21 @@ func (s *Source) Open(ctx context.Context, object string, opts plugins.OpenOptio
 	if err != nil {
 		return nil, err
 	}
+	// The caller names the object in its own error; these errors name the
+	// volume and the step.
 	vol, err := a.find(ctx, object)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", object, err)
+		return nil, err
 	}
 	if err := s.sweep(ctx, a, vol.ID); err != nil {
-		return nil, fmt.Errorf("open %s: remove leftovers of an earlier run: %w", object, err)
+		return nil, fmt.Errorf("remove leftovers of an earlier backup of volume %s: %w", vol.ID, err)
 	}
 	snap := &snapshot{a: a, timing: s.timing, vol: vol}
 	if err := snap.open(ctx); err != nil {
 		if cerr := snap.Close(context.WithoutCancel(ctx)); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
-		return nil, fmt.Errorf("open %s: %w", object, err)
+		return nil, err
 	}
 	return snap, nil
 }
