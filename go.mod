@@ -3,6 +3,7 @@ module github.com/cairnhq/cairn
 go 1.26
 
 require (
+	github.com/gophercloud/gophercloud/v2 v2.15.0
 	github.com/hashicorp/raft v1.7.3
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	github.com/klauspost/compress v1.18.0
@@ -11,9 +12,9 @@ require (
 	github.com/spf13/pflag v1.0.6
 	github.com/vmware/govmomi v0.52.0
 	go.etcd.io/bbolt v1.4.0
-	golang.org/x/crypto v0.43.0
-	golang.org/x/sys v0.37.0
-	golang.org/x/term v0.36.0
+	golang.org/x/crypto v0.55.0
+	golang.org/x/sys v0.47.0
+	golang.org/x/term v0.45.0
 )
 
 require (
@@ -36,4 +37,5 @@ require (
 	github.com/prometheus/common v0.62.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	google.golang.org/protobuf v1.36.5 // indirect
+	gopkg.in/yaml.v2 v2.4.0 // indirect
 )

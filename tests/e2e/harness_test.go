@@ -20,6 +20,7 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/cluster/meta"
+	"github.com/cairnhq/cairn/plugins/openstack/cindertest"
 )
 
 var bin string // folder holding the cairnd and cairn binaries built for this run
@@ -37,7 +38,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	code := m.Run()
+	// cindertest.Main runs the tests and stops the Cinder deployment that
+	// the OpenStack test starts.
+	code := cindertest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -102,6 +102,7 @@ restore made (such as volume_id) is also given at the top level.`,
 	addVsphereRestoreFlags(f, opts)
 	addRestoreKVMFlags(f, opts)
 	addLVMRestoreFlags(cmd, opts)
+	addOpenStackRestoreFlags(cmd, opts)
 	return cmd
 }
 

@@ -41,6 +41,7 @@ never shown again.`,
 		newSourceAddVsphereCmd(a),
 		newSourceAddKVMCmd(a),
 		newSourceAddLVMCmd(a),
+		newSourceAddOpenStackCmd(a),
 	)
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/cairnhq/cairn/plugins/file"
 	"github.com/cairnhq/cairn/plugins/kvm"
 	"github.com/cairnhq/cairn/plugins/lvm"
+	"github.com/cairnhq/cairn/plugins/openstack"
 	"github.com/cairnhq/cairn/plugins/vsphere"
 )
 
@@ -15,5 +16,6 @@ func wirePlugins() []plugins.Kind {
 		vsphere.Kind(),
 		kvm.Kind(),
 		lvm.Kind(),
+		openstack.Kind(),
 	}
 }
