@@ -16,7 +16,6 @@ package plugintest
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -145,19 +144,6 @@ func checkExtents(t *testing.T, ext []plugins.Extent, capacity int64) {
 		}
 		if i > 0 && e.Offset < ext[i-1].End() {
 			t.Fatalf("extent %d %+v overlaps or precedes %+v", i, e, ext[i-1])
-		}
-	}
-}
-
-// readExtents reads ext of d into disk, in pieces of at most 1 MiB.
-func readExtents(t *testing.T, d plugins.Disk, ext []plugins.Extent, disk []byte) {
-	t.Helper()
-	for _, e := range ext {
-		for off := e.Offset; off < e.End(); off += mib {
-			p := disk[off:min(off+mib, e.End())]
-			if n, err := d.ReadAt(p, off); n != len(p) || (err != nil && err != io.EOF) {
-				t.Fatalf("ReadAt(%d bytes at %d) = %d, %v", len(p), off, n, err)
-			}
 		}
 	}
 }
