@@ -148,12 +148,15 @@ func (s *sourceSuite) read(t *testing.T) {
 	fx, snap, d := s.open(t, content)
 	c := s.g.capacity
 
-	all := make([]byte, c)
+	// One large read: the whole disk, or its first 64 MiB on the gigabyte
+	// disks some systems cannot make smaller (a whole-disk buffer there
+	// costs gigabytes under the race detector).
+	all := make([]byte, min(c, 64*mib))
 	if n, err := d.ReadAt(all, 0); n != len(all) || (err != nil && err != io.EOF) {
-		t.Fatalf("ReadAt(whole disk) = %d, %v", n, err)
+		t.Fatalf("ReadAt(%d bytes at 0) = %d, %v", len(all), n, err)
 	}
-	checkSame(t, "whole disk", all, content)
-	all = nil // the suite runs on disks of a gigabyte too: keep one copy at a time
+	checkSame(t, "one large read from the start", all, content[:len(all)])
+	all = nil
 	runtime.GC()
 
 	tests := []struct {

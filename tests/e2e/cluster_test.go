@@ -63,11 +63,24 @@ func healthy(st member.Status, want int) bool {
 	return true
 }
 
+// randomImage writes size random bytes to path, 4 MiB at a time: the test
+// binary runs under the race detector, where a whole-image buffer would
+// cost several times its size.
 func randomImage(t *testing.T, path string, size int) {
 	t.Helper()
-	b := make([]byte, size)
-	rand.Read(b)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 4<<20)
+	for left := size; left > 0; left -= len(b) {
+		rand.Read(b)
+		if _, err := f.Write(b[:min(left, len(b))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

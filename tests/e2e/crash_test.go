@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,12 +25,7 @@ func TestKill9DuringBackup(t *testing.T) {
 	before := d.backup("small")
 
 	big := filepath.Join(dir, "big.img")
-	noise := make([]byte, 1<<30)
-	rand.Read(noise)
-	if err := os.WriteFile(big, noise, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	noise = nil
+	randomImage(t, big, 1<<30)
 	d.ok("source", "add", "file", "big", "--path", big)
 
 	ctx := context.Background()
