@@ -115,30 +115,7 @@ func TestReplicatedReopen(t *testing.T) {
 // through the next one.
 func TestReplicatedThreeMembers(t *testing.T) {
 	ctx := context.Background()
-	ids := []string{"n1", "n2", "n3"}
-	trans := map[string]*raft.InmemTransport{}
-	for _, id := range ids {
-		_, trans[id] = raft.NewInmemTransport(raft.ServerAddress(id))
-	}
-	for _, a := range ids {
-		for _, b := range ids {
-			if a != b {
-				trans[a].Connect(raft.ServerAddress(b), trans[b])
-			}
-		}
-	}
-	members := map[string]*meta.Replicated{}
-	for _, id := range ids {
-		var peers []meta.Peer
-		for _, p := range ids {
-			if p != id {
-				peers = append(peers, meta.Peer{ID: p, Address: p})
-			}
-		}
-		members[id] = openReplicated(t, filepath.Join(t.TempDir(), id), meta.ReplicatedOptions{
-			ID: id, Transport: trans[id], Bootstrap: true, Peers: peers,
-		})
-	}
+	members := threeMembers(t, nil)
 
 	leader := pollLeader(t, members)
 	addSource := func(r *meta.Replicated, name string) error {
@@ -170,6 +147,37 @@ func TestReplicatedThreeMembers(t *testing.T) {
 		pollSource(t, r, "second")
 		pollSource(t, r, "first")
 	}
+}
+
+// threeMembers bootstraps a cluster of three members, n1 to n3, over
+// raft's in-memory transport, with forward as their Forwarder.
+func threeMembers(t *testing.T, forward meta.Forwarder) map[string]*meta.Replicated {
+	t.Helper()
+	ids := []string{"n1", "n2", "n3"}
+	trans := map[string]*raft.InmemTransport{}
+	for _, id := range ids {
+		_, trans[id] = raft.NewInmemTransport(raft.ServerAddress(id))
+	}
+	for _, a := range ids {
+		for _, b := range ids {
+			if a != b {
+				trans[a].Connect(raft.ServerAddress(b), trans[b])
+			}
+		}
+	}
+	members := map[string]*meta.Replicated{}
+	for _, id := range ids {
+		var peers []meta.Peer
+		for _, p := range ids {
+			if p != id {
+				peers = append(peers, meta.Peer{ID: p, Address: p})
+			}
+		}
+		members[id] = openReplicated(t, filepath.Join(t.TempDir(), id), meta.ReplicatedOptions{
+			ID: id, Transport: trans[id], Bootstrap: true, Peers: peers, Forward: forward,
+		})
+	}
+	return members
 }
 
 // pollLeader waits, up to a deadline, until every member agrees on a leader
@@ -238,19 +246,7 @@ func pollSnapshot(t *testing.T, dir string, n uint64) {
 // write returns, and the leader's refusals keep their kind.
 func TestReplicatedForwarding(t *testing.T) {
 	ctx := context.Background()
-	ids := []string{"n1", "n2", "n3"}
-	trans := map[string]*raft.InmemTransport{}
-	for _, id := range ids {
-		_, trans[id] = raft.NewInmemTransport(raft.ServerAddress(id))
-	}
-	for _, a := range ids {
-		for _, b := range ids {
-			if a != b {
-				trans[a].Connect(raft.ServerAddress(b), trans[b])
-			}
-		}
-	}
-	members := map[string]*meta.Replicated{}
+	var members map[string]*meta.Replicated
 	forward := func(ctx context.Context, addr string, cmd []byte) (meta.Result, uint64, error) {
 		if err := meta.CheckCommand(cmd); err != nil {
 			t.Errorf("forwarded a command the leader would refuse: %v", err)
@@ -267,17 +263,7 @@ func TestReplicatedForwarding(t *testing.T) {
 		res, index = w.Decode()
 		return res, index, nil
 	}
-	for _, id := range ids {
-		var peers []meta.Peer
-		for _, p := range ids {
-			if p != id {
-				peers = append(peers, meta.Peer{ID: p, Address: p})
-			}
-		}
-		members[id] = openReplicated(t, filepath.Join(t.TempDir(), id), meta.ReplicatedOptions{
-			ID: id, Transport: trans[id], Bootstrap: true, Peers: peers, Forward: forward,
-		})
-	}
+	members = threeMembers(t, forward)
 	leader := pollLeader(t, members)
 	for id, r := range members {
 		if id == leader {
