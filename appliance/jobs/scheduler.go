@@ -17,7 +17,7 @@ import (
 type SchedulerOptions struct {
 	Tick        time.Duration // how often the leader looks; default 5 s
 	MaxAttempts int           // attempts per scheduled run; default 3
-	RetryAfter  time.Duration // wait before the first retry, doubling after; default 5 min
+	RetryAfter  time.Duration // wait before the first retry of a failed attempt, doubling after; default 5 min, negative for none
 	PerSource   int           // scheduled backups of one source at once; default 2
 	PerNode     int           // scheduled backups on this node at once; default 4
 	ObjectsTTL  time.Duration // how long a source's object list is reused; default 5 min
@@ -66,9 +66,10 @@ func (o SchedulerOptions) withDefaults() SchedulerOptions {
 //     claimed once, whoever leads. Due gives only the latest missed slot,
 //     so a window missed while the cluster was down runs once.
 //   - A claimed run is done once a restore point names its job. An
-//     attempt whose job failed, was interrupted (its node died or was
-//     declared down) or never started (the leader died in between) is
-//     retried with doubling waits, up to MaxAttempts.
+//     attempt whose job was interrupted (its node died or was declared
+//     down) or never started (the leader died in between) is retried at
+//     once; one that failed, after a wait that doubles each time; up to
+//     MaxAttempts in all.
 //   - At most PerSource scheduled backups of a source and PerNode on this
 //     node run at once; the rest wait for a later pass.
 type Scheduler struct {
@@ -278,6 +279,10 @@ func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta
 	} else {
 		r.Job = ""
 		r.NextTry = now.Add(s.opts.RetryAfter << max(0, r.Attempts-1))
+		if j.State == meta.JobInterrupted {
+			// Its node stopped, not the backup: try again at once.
+			r.NextTry = now
+		}
 		s.m.log.Warn("scheduled backup will be retried", "policy", r.Policy, "source", r.Source, "object", r.Object,
 			"slot", r.Slot, "next_try", r.NextTry, "err", r.Error)
 	}

@@ -63,7 +63,7 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 	}
 	a, b := node("a"), node("b")
 	defer b.Close()
-	opts := jobs.SchedulerOptions{RetryAfter: -1}
+	opts := jobs.SchedulerOptions{} // retries wait 5 min, but not after an interruption
 	sa, sb := a.NewScheduler(opts), b.NewScheduler(opts)
 
 	img := f.image(t, "vm.img", 5<<20)
@@ -128,7 +128,7 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 
 	// Upkeep on a schedule of its own: a GC round at 16:30 and a verify of
 	// everything at 16:45, once each.
-	up := b.NewScheduler(jobs.SchedulerOptions{RetryAfter: -1, Verify: "daily 16:45", GC: "daily 16:30"})
+	up := b.NewScheduler(jobs.SchedulerOptions{Verify: "daily 16:45", GC: "daily 16:30"})
 	clk.set(time.Date(2026, 11, 22, 16, 31, 0, 0, time.UTC))
 	ups, err := up.Pass(ctx)
 	if err != nil || len(ups) != 1 || ups[0].Kind != meta.JobGC {
