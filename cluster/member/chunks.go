@@ -105,11 +105,52 @@ func (m *Member) refreshChunks(ctx context.Context) error {
 // Chunks returns the cluster's chunk store: writes go to a chunk's owners
 // (WriteAcks of them must acknowledge), reads fail over between replicas.
 // Nil if the member was started without a local store.
+//
+// Has and Put that cannot reach enough owners (replica.ErrShort) wait and
+// try again for up to DeadAfter and a little more: an owner that died is
+// then declared down, the placement map leaves it out, and the write goes
+// to the owners that are left instead of failing the backup.
 func (m *Member) Chunks() store.Store {
 	if m.chunks == nil {
 		return nil
 	}
-	return m.chunks.store
+	return patient{Store: m.chunks.store, wait: m.cfg.DeadAfter + 5*m.cfg.Probe}
+}
+
+// patient is the replicated store riding out a membership change.
+type patient struct {
+	*replica.Store
+	wait time.Duration
+}
+
+func (p patient) retry(ctx context.Context, op func() error) error {
+	deadline := time.Now().Add(p.wait)
+	for {
+		err := op()
+		if !errors.Is(err, replica.ErrShort) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (p patient) Has(ctx context.Context, ids []chunk.ID) (out []bool, err error) {
+	err = p.retry(ctx, func() error { out, err = p.Store.Has(ctx, ids); return err })
+	return out, err
+}
+
+func (p patient) Put(ctx context.Context, id chunk.ID, sealed []byte) (stored bool, err error) {
+	err = p.retry(ctx, func() error { stored, err = p.Store.Put(ctx, id, sealed); return err })
+	return stored, err
+}
+
+func (p patient) PutBatch(ctx context.Context, ids []chunk.ID, sealed [][]byte) (stored []bool, err error) {
+	err = p.retry(ctx, func() error { stored, err = p.Store.PutBatch(ctx, ids, sealed); return err })
+	return stored, err
 }
 
 // quarantine deletes one node's corrupt copy and puts a good copy from
