@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/jobs/jobstest"
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/meta"
@@ -74,17 +75,7 @@ func (f *fixture) image(t *testing.T, name string, n int) string {
 
 func wait(t *testing.T, m *jobs.Manager, id string) meta.Job {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		j, err := m.Job(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Done() {
-			return j
-		}
-	}
-	t.Fatalf("job %s did not finish", id)
-	return meta.Job{}
+	return jobstest.Wait(t, m, id, 30*time.Second)
 }
 
 func TestBackupRestoreVerify(t *testing.T) {

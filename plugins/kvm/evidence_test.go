@@ -21,6 +21,7 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/jobs/jobstest"
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/meta"
@@ -140,17 +141,7 @@ func (a *appliance) addSource(t *testing.T, name string, config map[string]strin
 
 func (a *appliance) wait(t *testing.T, j meta.Job) meta.Job {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		got, err := a.m.Job(t.Context(), j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Done() {
-			return got
-		}
-	}
-	t.Fatalf("job %s did not finish in 60 s", j.ID)
-	return meta.Job{}
+	return jobstest.Wait(t, a.m, j.ID, time.Minute)
 }
 
 // backup runs a backup of source and returns the finished job.

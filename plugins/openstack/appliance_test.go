@@ -13,6 +13,7 @@ import (
 
 	appapi "github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/jobs/jobstest"
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/cluster/chunk"
 	"github.com/cairnhq/cairn/cluster/meta"
@@ -103,17 +104,7 @@ func (a *appliance) wait(t *testing.T, j meta.Job, err error) meta.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		j, err := a.m.Job(context.Background(), j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Done() {
-			return j
-		}
-	}
-	t.Fatalf("job %s did not finish", j.ID)
-	return meta.Job{}
+	return jobstest.Wait(t, a.m, j.ID, 2*time.Minute)
 }
 
 // backup runs a backup of source/object and waits for it.

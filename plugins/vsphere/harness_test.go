@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnhq/cairn/appliance/api"
 	"github.com/cairnhq/cairn/appliance/jobs"
+	"github.com/cairnhq/cairn/appliance/jobs/jobstest"
 	"github.com/cairnhq/cairn/appliance/keys"
 	"github.com/cairnhq/cairn/cluster/meta"
 	"github.com/cairnhq/cairn/cluster/store"
@@ -106,17 +107,7 @@ func (a *appliance) wait(t *testing.T, j meta.Job, err error) meta.Job {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		got, err := a.m.Job(context.Background(), j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Done() {
-			return got
-		}
-	}
-	t.Fatalf("job %s did not finish", j.ID)
-	return meta.Job{}
+	return jobstest.Wait(t, a.m, j.ID, time.Minute)
 }
 
 func (a *appliance) backup(t *testing.T, vm string) meta.Job {
