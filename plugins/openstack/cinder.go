@@ -169,7 +169,9 @@ func (a *api) deleteSnapshot(ctx context.Context, id string) error {
 // attachment is an attachment of a volume to this appliance.
 type attachment struct {
 	ID, VolumeID string
-	Device       string // the local device path
+	Device       device // the volume, connected
+
+	disconnected bool
 }
 
 // attach attaches a volume to this appliance through the attachments API
@@ -214,19 +216,26 @@ func (a *api) attach(ctx context.Context, volumeID string) (*attachment, error) 
 		}
 		return nil, err
 	}
-	ci, err := parseConnectionInfo(reply.Attachment.ConnectionInfo)
+	dev, err := connect(ctx, reply.Attachment.ConnectionInfo)
 	if err != nil {
 		return fail(fmt.Errorf("attach volume %s: %w", volumeID, err))
 	}
-	att.Device = ci.DevicePath
+	att.Device = dev
 	if err := attachments.Complete(ctx, a.sc, att.ID).ExtractErr(); err != nil {
 		return fail(fmt.Errorf("complete attachment %s of volume %s: %w", att.ID, volumeID, err))
 	}
 	return att, nil
 }
 
-// detach deletes an attachment; one already gone is not an error.
+// detach disconnects an attachment's device and deletes the attachment;
+// one already gone is not an error.
 func (a *api) detach(ctx context.Context, att *attachment) error {
+	if att.Device != nil && !att.disconnected {
+		if err := att.Device.Close(ctx); err != nil {
+			return fmt.Errorf("detach volume %s: disconnect %s: %w", att.VolumeID, att.Device, err)
+		}
+		att.disconnected = true
+	}
 	err := attachments.Delete(ctx, a.sc, att.ID).ExtractErr()
 	if err != nil && !notFound(err) {
 		return fmt.Errorf("detach volume %s (attachment %s): %w", att.VolumeID, att.ID, err)

@@ -29,7 +29,7 @@ func TestSourceConformance(t *testing.T) {
 				Source: e.source(),
 				Object: v.Name,
 				Write: func(off int64, p []byte) error {
-					f, err := os.OpenFile(att.Device, os.O_WRONLY, 0)
+					f, err := os.OpenFile(att.Device.String(), os.O_WRONLY, 0)
 					if err != nil {
 						return err
 					}

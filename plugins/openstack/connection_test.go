@@ -1,6 +1,8 @@
 package openstack
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -28,15 +30,15 @@ func TestParseConnectionInfo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ci, err := parseConnectionInfo([]byte(tt.in))
+			dev, err := connect(context.Background(), []byte(tt.in))
 			if tt.fails != (err != nil) {
-				t.Fatalf("parseConnectionInfo(%s) = %+v, %v; want failure %v", tt.in, ci, err, tt.fails)
+				t.Fatalf("connect(%s) = %v, %v; want failure %v", tt.in, dev, err, tt.fails)
 			}
 			if tt.unsupported != errors.Is(err, plugins.ErrUnsupported) {
 				t.Errorf("error %v: unsupported = %v, want %v", err, !tt.unsupported, tt.unsupported)
 			}
-			if err == nil && ci.DevicePath != tt.want {
-				t.Errorf("device path %q, want %q", ci.DevicePath, tt.want)
+			if err == nil && dev.String() != tt.want {
+				t.Errorf("device %q, want %q", dev, tt.want)
 			}
 		})
 	}
@@ -53,8 +55,14 @@ func FuzzParseConnectionInfo(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		ci, err := parseConnectionInfo(raw)
-		if err == nil && (ci.Type != "local" || ci.DevicePath == "" || ci.DevicePath[0] != '/') {
+		if err != nil {
+			return
+		}
+		if _, ok := connectors[ci.Type]; !ok || !json.Valid(ci.Data) {
 			t.Fatalf("accepted %q as %+v", raw, ci)
+		}
+		if dev, err := connect(context.Background(), raw); err == nil && ci.Type == "local" && (dev.String() == "" || dev.String()[0] != '/') {
+			t.Fatalf("connected %q as %v", raw, dev)
 		}
 	})
 }

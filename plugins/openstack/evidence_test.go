@@ -79,7 +79,7 @@ func TestFilesystemBackupIncrementalRestore(t *testing.T) {
 	run(t, "truncate", "-s", "1G", img)
 	run(t, "mkfs.ext4", "-q", "-F", "-d", tree, img)
 	v, att := e.volume(t, "fs", 1, nil)
-	run(t, "dd", "if="+img, "of="+att.Device, "bs=1M", "conv=sparse,notrunc,fsync", "status=none")
+	run(t, "dd", "if="+img, "of="+att.Device.String(), "bs=1M", "conv=sparse,notrunc,fsync", "status=none")
 
 	a := newAppliance(t, testTiming)
 	a.addSource(t, "cloud", e.d.Endpoint)
@@ -103,8 +103,8 @@ func TestFilesystemBackupIncrementalRestore(t *testing.T) {
 	// The guest changes its filesystem: a new 6 MiB file, a file removed.
 	newFile := filepath.Join(dir, "new.bin")
 	want := randomFile(t, newFile, 6<<20)
-	run(t, "debugfs", "-w", "-R", "write "+newFile+" /data/new.bin", att.Device)
-	run(t, "debugfs", "-w", "-R", "rm /data/blob-1.bin", att.Device)
+	run(t, "debugfs", "-w", "-R", "write "+newFile+" /data/new.bin", att.Device.String())
+	run(t, "debugfs", "-w", "-R", "rm /data/blob-1.bin", att.Device.String())
 
 	t0 = time.Now()
 	j2 := a.backup(t, "cloud", v.Name)

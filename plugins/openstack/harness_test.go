@@ -88,7 +88,7 @@ func (e *env) volume(t *testing.T, prefix string, sizeGB int, content []byte) (*
 	if err != nil {
 		t.Fatalf("attach volume %s to the guest: %v", v.ID, err)
 	}
-	if err := writeSparse(att.Device, 0, content); err != nil {
+	if err := writeSparse(att.Device.String(), 0, content); err != nil {
 		t.Fatal(err)
 	}
 	if v, err = e.a.waitVolume(ctx, v.ID, "in-use"); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 
 	"github.com/cairnhq/cairn/plugins"
-	"github.com/cairnhq/cairn/plugins/file"
 )
 
 // Change methods this plugin reports.
@@ -89,7 +87,7 @@ func (s *snapshot) open(ctx context.Context) error {
 		return err
 	}
 	capacity := int64(vol.Size) * GiB
-	view, err := file.New(s.att.Device).Open(ctx, filepath.Base(s.att.Device), plugins.OpenOptions{})
+	view, err := s.att.Device.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("open the attached device %s: %w", s.att.Device, err)
 	}

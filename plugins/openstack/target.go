@@ -10,7 +10,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
 
 	"github.com/cairnhq/cairn/plugins"
-	"github.com/cairnhq/cairn/plugins/file"
 )
 
 // Restore options (plugins.TargetConfig.Options).
@@ -120,7 +119,7 @@ func (t *Target) Create(ctx context.Context, spec plugins.DiskSpec) (plugins.Wri
 	if w.att, err = a.attach(ctx, vol.ID); err != nil {
 		return nil, w.undo(ctx, err)
 	}
-	if w.dev, err = file.OpenInPlace(w.att.Device, spec.Capacity); err != nil {
+	if w.dev, err = w.att.Device.OpenWriter(ctx, spec.Capacity); err != nil {
 		return nil, w.undo(ctx, fmt.Errorf("restore onto volume %s: %w", vol.ID, err))
 	}
 	return w, nil
