@@ -10,13 +10,14 @@ import (
 
 	"github.com/cairnhq/cairn/plugins"
 	"github.com/cairnhq/cairn/plugins/nbd"
+	"github.com/cairnhq/cairn/plugins/nbd/qemunbd"
 )
 
 // disk is one exported disk of a snapshot, read over NBD.
 type disk struct {
 	key    string
-	client *nbd.Client // reads and base:allocation
-	srv    *server     // qemu-nbd, for an image; nil for a VM's own server
+	client *nbd.Client     // reads and base:allocation
+	srv    *qemunbd.Server // qemu-nbd, for an image; nil for a VM's own server
 	export string
 	// dial opens another connection to the export, for a dirty bitmap's
 	// context; nil means srv.dial.
@@ -67,7 +68,7 @@ func (d *disk) baseToken() string {
 func (d *disk) close() error {
 	d.client.Close()
 	if d.srv != nil {
-		return d.srv.stop()
+		return d.srv.Stop()
 	}
 	return nil
 }
@@ -95,7 +96,7 @@ func (d *disk) Changes(ctx context.Context, base *plugins.Base) (*plugins.Change
 	}
 	dial := d.dial
 	if dial == nil {
-		dial = d.srv.dial
+		dial = d.srv.Dial
 	}
 	ctxName := nbd.DirtyBitmapContext(name)
 	c, err := dial(ctx, nbd.Options{Export: d.export, MetaContexts: []string{ctxName}})

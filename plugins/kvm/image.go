@@ -117,7 +117,7 @@ func (s *ImageSource) Open(ctx context.Context, object string, opts plugins.Open
 	}
 	if c.Size() != info.VirtualSize {
 		c.Close()
-		_ = srv.stop()
+		_ = srv.Stop()
 		_, _ = s.tools.qemuImg(context.WithoutCancel(ctx), "bitmap", "--remove", s.path, name)
 		return nil, fmt.Errorf("open %s: export of %d bytes, image of %d", s.path, c.Size(), info.VirtualSize)
 	}

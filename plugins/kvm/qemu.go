@@ -4,17 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
 
 	"github.com/cairnhq/cairn/plugins/nbd"
+	"github.com/cairnhq/cairn/plugins/nbd/qemunbd"
 )
 
 // Tools names the QEMU programs the plugin runs; empty fields mean the ones
@@ -111,120 +106,7 @@ func (t Tools) info(ctx context.Context, path string) (*imageInfo, error) {
 	return parseInfo(out)
 }
 
-// server is a qemu-nbd process serving one image on a Unix socket in a
-// private folder.
-type server struct {
-	cmd    *exec.Cmd
-	dir    string
-	sock   string
-	exited chan struct{}
-	stderr lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.TrimSpace(l.b.String())
-}
-
 // serve starts qemu-nbd with args (the image last) and connects to it.
-func (t Tools) serve(ctx context.Context, opts nbd.Options, args ...string) (*server, *nbd.Client, error) {
-	dir, err := os.MkdirTemp(t.TempDir, "cairn-kvm-")
-	if err != nil {
-		return nil, nil, fmt.Errorf("qemu-nbd socket folder: %w", err)
-	}
-	s := &server{dir: dir, sock: filepath.Join(dir, "nbd.sock"), exited: make(chan struct{})}
-	// --persistent keeps serving between connections; --shared=0 allows any
-	// number of them (reads and block status use separate ones).
-	args = append([]string{"--persistent", "--shared=0", "--socket=" + s.sock}, args...)
-	s.cmd = exec.Command(t.nbd(), args...)
-	s.cmd.Stderr = &s.stderr
-	// The export must not outlive the appliance that asked for it.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("start qemu-nbd: %w", err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-	c, err := s.connect(ctx, opts)
-	if err != nil {
-		_ = s.stop()
-		return nil, nil, err
-	}
-	return s, c, nil
-}
-
-// connect dials the server until it listens, exits, or 30 s pass.
-func (s *server) connect(ctx context.Context, opts nbd.Options) (*nbd.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		if _, err := os.Stat(s.sock); err == nil {
-			c, err := nbd.Dial(ctx, "unix", s.sock, opts)
-			if err == nil {
-				return c, nil
-			}
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				return nil, fmt.Errorf("connect to qemu-nbd: %w", err)
-			}
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("qemu-nbd exited: %s", s.stderr.String())
-		case <-ctx.Done():
-			return nil, fmt.Errorf("qemu-nbd did not listen on %s: %w", s.sock, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// dial opens another connection to the running server.
-func (s *server) dial(ctx context.Context, opts nbd.Options) (*nbd.Client, error) {
-	c, err := nbd.Dial(ctx, "unix", s.sock, opts)
-	if err != nil {
-		return nil, fmt.Errorf("connect to qemu-nbd: %w", err)
-	}
-	return c, nil
-}
-
-// stop ends qemu-nbd (SIGTERM, then SIGKILL after 10 s) and removes its
-// folder. A server that exited by itself before stop is reported.
-func (s *server) stop() error {
-	var err error
-	select {
-	case <-s.exited:
-		if st := s.cmd.ProcessState; !st.Success() {
-			err = fmt.Errorf("qemu-nbd exited early (%s)", st)
-			if msg := s.stderr.String(); msg != "" {
-				err = fmt.Errorf("%w: %s", err, msg)
-			}
-		}
-	default:
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-			err = errors.New("qemu-nbd did not stop within 10 s of SIGTERM and was killed")
-		}
-	}
-	if rerr := os.RemoveAll(s.dir); rerr != nil && err == nil {
-		err = rerr
-	}
-	return err
+func (t Tools) serve(ctx context.Context, opts nbd.Options, args ...string) (*qemunbd.Server, *nbd.Client, error) {
+	return qemunbd.Start(ctx, qemunbd.Config{Program: t.nbd(), TempDir: t.TempDir, Args: args}, opts)
 }

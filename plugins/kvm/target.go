@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnhq/cairn/plugins"
 	"github.com/cairnhq/cairn/plugins/nbd"
+	"github.com/cairnhq/cairn/plugins/nbd/qemunbd"
 )
 
 // PartialSuffix is appended to a target path to name the image a restore
@@ -79,7 +80,7 @@ func (t *Target) Create(ctx context.Context, spec plugins.DiskSpec) (plugins.Wri
 	}
 	if c.Size() != spec.Capacity {
 		c.Close()
-		_ = srv.stop()
+		_ = srv.Stop()
 		return fail(fmt.Errorf("qemu-nbd exports %d bytes, want %d", c.Size(), spec.Capacity))
 	}
 	return &writer{t: t, partial: partial, srv: srv, client: c}, nil
@@ -88,7 +89,7 @@ func (t *Target) Create(ctx context.Context, spec plugins.DiskSpec) (plugins.Wri
 type writer struct {
 	t       *Target
 	partial string
-	srv     *server
+	srv     *qemunbd.Server
 	client  *nbd.Client
 
 	mu    sync.Mutex
@@ -142,7 +143,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	err := w.client.Flush(ctx)
 	w.client.Close()
-	if serr := w.srv.stop(); err == nil {
+	if serr := w.srv.Stop(); err == nil {
 		err = serr
 	}
 	if err == nil {
@@ -169,7 +170,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	}
 	w.state = 2
 	w.client.Close()
-	err := w.srv.stop()
+	err := w.srv.Stop()
 	if rerr := os.Remove(w.partial); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}
