@@ -13,6 +13,7 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +49,11 @@ type Catalog interface {
 	Policy(ctx context.Context, name string) (meta.Policy, error)
 	Policies(ctx context.Context) ([]meta.Policy, error)
 	PolicyFor(ctx context.Context, source, object string) (meta.Policy, error)
+	TakeJob(ctx context.Context, id, node string, now, until time.Time, perSource, perNode int) (meta.Job, error)
+	RenewLease(ctx context.Context, id, node string, until time.Time) (meta.Job, error)
+	CancelJob(ctx context.Context, id string, now time.Time) (meta.Job, error)
+	ExpireLeases(ctx context.Context, now time.Time) ([]meta.Job, error)
+	FinishJob(ctx context.Context, j meta.Job) error
 	ClaimRun(ctx context.Context, r meta.Run) error
 	UpdateRun(ctx context.Context, r meta.Run) error
 	Runs(ctx context.Context) ([]meta.Run, error)
@@ -104,6 +110,9 @@ type Options struct {
 	// Node is the ID of the cluster member this manager runs on: its jobs
 	// carry it, and at start only its own unfinished jobs are interrupted.
 	Node string
+	// Lease is how long a running job's lease lasts; the manager renews it
+	// every third of that. Default 30 s.
+	Lease time.Duration
 }
 
 // DefaultTenant owns sources created without a tenant.
@@ -119,6 +128,7 @@ type Manager struct {
 	node      string
 	collector Collector
 	repairer  Repairer
+	lease     time.Duration
 	backup    *backup.Engine
 	restore   *restore.Engine
 	now       func() time.Time
@@ -147,7 +157,7 @@ var _ api.Service = (*Manager)(nil)
 // interrupted.
 // kinds are the plugins the appliance offers, wired explicitly by the daemon.
 func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []plugins.Kind, opts Options) (*Manager, error) {
-	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node, collector: opts.Collector, repairer: opts.Repairer,
+	m := &Manager{catalog: catalog, keys: keys, store: store, kinds: map[string]plugins.Kind{}, secrets: opts.Secrets, node: opts.Node, collector: opts.Collector, repairer: opts.Repairer, lease: opts.Lease,
 		backup: opts.Backup, restore: opts.Restore, now: opts.Now, rand: opts.Rand, log: opts.Log,
 		live: map[string]*live{}, busy: map[string]string{}}
 	for _, k := range kinds {
@@ -168,6 +178,9 @@ func New(ctx context.Context, catalog Catalog, keys Keys, store Store, kinds []p
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.lease <= 0 {
+		m.lease = 30 * time.Second
 	}
 	if m.rand == nil {
 		m.rand = rand.Reader
@@ -212,9 +225,18 @@ func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx 
 	j.State = meta.JobRunning
 	j.Created = m.now()
 	j.Started = j.Created
+	j.Lease = j.Started.Add(m.lease)
 	if err := m.catalog.PutJob(m.ctx, j); err != nil {
 		return meta.Job{}, fmt.Errorf("record %s job: %w", j.Kind, err)
 	}
+	return m.launch(j, progress, fn), nil
+}
+
+// launch runs fn for j, a job recorded as running on this node, and keeps
+// its lease: renewed every third of the lease, it carries cancel requests
+// made on other nodes; once lost (the job was interrupted meanwhile), the
+// work stops and the record is left as it is.
+func (m *Manager) launch(j meta.Job, progress func() (int64, int64), fn func(ctx context.Context, l *live) error) meta.Job {
 	ctx, cancel := context.WithCancel(m.ctx)
 	l := &live{job: j, cancel: cancel, progress: progress}
 	m.mu.Lock()
@@ -222,7 +244,11 @@ func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx 
 	m.mu.Unlock()
 	m.log.Info("job started", "job", j.ID, "kind", j.Kind, "source", j.Source, "object", j.Object, "restore_point", j.RestorePoint)
 
-	m.wg.Add(1)
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.keepLease(ctx, j.ID, cancel)
+	}()
 	go func() {
 		defer m.wg.Done()
 		defer cancel()
@@ -241,9 +267,13 @@ func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx 
 		default:
 			l.job.State, l.job.Error = meta.JobFailed, err.Error()
 		}
+		l.job.Lease = time.Time{}
 		final := l.job
 		l.mu.Unlock()
-		if perr := m.catalog.PutJob(context.WithoutCancel(ctx), final); perr != nil {
+		switch perr := m.catalog.FinishJob(context.WithoutCancel(ctx), final); {
+		case errors.Is(perr, meta.ErrConflict):
+			m.log.Warn("job lost its lease: its record stays as the cluster left it", "job", final.ID, "state", final.State, "error", final.Error)
+		case perr != nil:
 			m.log.Error("record finished job", "job", final.ID, "err", perr)
 		}
 		m.mu.Lock()
@@ -256,7 +286,36 @@ func (m *Manager) start(j meta.Job, progress func() (int64, int64), fn func(ctx 
 		m.log.Log(context.Background(), lvl, "job finished", "job", final.ID, "kind", final.Kind, "state", final.State,
 			"error", final.Error, "seconds", final.Finished.Sub(final.Started).Seconds())
 	}()
-	return j, nil
+	return j
+}
+
+// keepLease renews job id's lease until ctx ends. A cancel request recorded
+// on the job cancels it, and so does a refused renewal (the job no longer
+// runs here).
+func (m *Manager) keepLease(ctx context.Context, id string, cancel context.CancelFunc) {
+	tick := time.NewTicker(m.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		j, err := m.catalog.RenewLease(ctx, id, m.node, m.now().Add(m.lease))
+		switch {
+		case errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotFound):
+			m.log.Warn("job lost its lease: stopping it", "job", id, "err", err)
+			cancel()
+			return
+		case err != nil:
+			if ctx.Err() == nil {
+				m.log.Warn("renew job lease", "job", id, "err", err)
+			}
+		case j.CancelRequested:
+			m.log.Info("job canceled from another node", "job", id)
+			cancel()
+		}
+	}
 }
 
 // note adds a message a user should see to a running job.
@@ -305,20 +364,22 @@ func (m *Manager) Jobs(ctx context.Context, limit int) ([]meta.Job, error) {
 	return js, nil
 }
 
-// CancelJob asks a running job to stop.
+// CancelJob asks a job to stop: a queued one is canceled at once, one
+// running here stops now, and one running on another node stops when that
+// node next renews its lease (within a third of the lease).
 func (m *Manager) CancelJob(ctx context.Context, id string) (meta.Job, error) {
 	m.mu.Lock()
 	l := m.live[id]
 	m.mu.Unlock()
-	if l == nil {
-		j, err := m.catalog.Job(ctx, id)
-		if err != nil {
-			return meta.Job{}, err
-		}
-		return j, fmt.Errorf("cancel job %s: it has already %s: %w", id, j.State, meta.ErrConflict)
+	if l != nil {
+		l.cancel()
+		return l.snapshot(), nil
 	}
-	l.cancel()
-	return l.snapshot(), nil
+	j, err := m.catalog.CancelJob(ctx, id, m.now())
+	if err != nil {
+		return j, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
 }
 
 // invalid wraps a message as a bad request.

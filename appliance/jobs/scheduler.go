@@ -18,8 +18,6 @@ type SchedulerOptions struct {
 	Tick        time.Duration // how often the leader looks; default 5 s
 	MaxAttempts int           // attempts per scheduled run; default 3
 	RetryAfter  time.Duration // wait before the first retry of a failed attempt, doubling after; default 5 min, negative for none
-	PerSource   int           // scheduled backups of one source at once; default 2
-	PerNode     int           // scheduled backups on this node at once; default 4
 	ObjectsTTL  time.Duration // how long a source's object list is reused; default 5 min
 	// Verify and GC are the schedules of the cluster's own upkeep: verify
 	// --all (which also scrubs every node) and a garbage-collection round
@@ -46,12 +44,6 @@ func (o SchedulerOptions) withDefaults() SchedulerOptions {
 	} else if o.RetryAfter == 0 {
 		o.RetryAfter = 5 * time.Minute
 	}
-	if o.PerSource <= 0 {
-		o.PerSource = 2
-	}
-	if o.PerNode <= 0 {
-		o.PerNode = 4
-	}
 	if o.ObjectsTTL <= 0 {
 		o.ObjectsTTL = 5 * time.Minute
 	}
@@ -62,16 +54,18 @@ func (o SchedulerOptions) withDefaults() SchedulerOptions {
 // runs passes; every decision goes through the replicated state, so a new
 // leader carries on where the old one stopped:
 //
-//   - A due slot is claimed (meta.Run) before its job starts; a slot is
+//   - A due slot is claimed (meta.Run) before its job is queued; a slot is
 //     claimed once, whoever leads. Due gives only the latest missed slot,
 //     so a window missed while the cluster was down runs once.
-//   - A claimed run is done once a restore point names its job. An
-//     attempt whose job was interrupted (its node died or was declared
-//     down) or never started (the leader died in between) is retried at
-//     once; one that failed, after a wait that doubles each time; up to
-//     MaxAttempts in all.
-//   - At most PerSource scheduled backups of a source and PerNode on this
-//     node run at once; the rest wait for a later pass.
+//   - Each attempt is a queued backup job that a node's worker takes under
+//     a lease (RunWorker), within the concurrency bounds per source and per
+//     node; the leader interrupts jobs whose lease ran out.
+//   - A claimed run is done once a restore point names its job; a job that
+//     is no longer running cannot commit one, so a retried run never gets
+//     two. An attempt whose job was interrupted (its node died, was declared
+//     down or lost its lease) or never recorded (the leader died in
+//     between) is retried at once; one that failed, after a wait that
+//     doubles each time; up to MaxAttempts in all.
 type Scheduler struct {
 	m    *Manager
 	opts SchedulerOptions
@@ -111,19 +105,26 @@ func (s *Scheduler) Run(ctx context.Context, lead func() bool) {
 	}
 }
 
-// Pass looks once: it settles claimed runs, retries failed attempts and
-// starts the slots that are due. It returns the jobs it started.
+// Pass looks once: it interrupts jobs whose lease ran out, settles claimed
+// runs, retries failed attempts and queues the slots that are due. It
+// returns the jobs it queued or started (upkeep runs on the leader).
 func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 	now := s.m.now()
 	c := s.m.catalog
+	var started []meta.Job
+	var errs []error
+	expired, err := c.ExpireLeases(ctx, now)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, j := range expired {
+		s.m.log.Warn("job interrupted: its node stopped renewing its lease", "job", j.ID, "node", j.Node, "kind", j.Kind,
+			"source", j.Source, "object", j.Object)
+	}
 	runs, err := c.Runs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var started []meta.Job
-	var errs []error
-	busySource := map[string]int{}
-	busyNode := 0
 	latest := map[string]time.Time{} // policy/source/object → newest slot
 	for _, r := range runs {
 		k := r.Policy + "/" + r.Source + "/" + r.Object
@@ -133,14 +134,8 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 		if r.State != meta.RunClaimed {
 			continue
 		}
-		r, running, err := s.settle(ctx, r, now)
-		if err != nil {
+		if err := s.settle(ctx, r, now); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		if running {
-			busySource[r.Source]++
-			busyNode++
 		}
 	}
 	// Retries first: they are older.
@@ -152,15 +147,10 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 		if r.State != meta.RunClaimed || r.Job != "" || now.Before(r.NextTry) {
 			continue
 		}
-		if busySource[r.Source] >= s.opts.PerSource || busyNode >= s.opts.PerNode {
-			continue
-		}
 		if j, err := s.attempt(ctx, r, now); err != nil {
 			errs = append(errs, err)
 		} else if j.ID != "" {
 			started = append(started, j)
-			busySource[r.Source]++
-			busyNode++
 		}
 	}
 	for _, u := range []struct{ kind, spec string }{{meta.JobVerify, s.opts.Verify}, {meta.JobGC, s.opts.GC}} {
@@ -218,7 +208,7 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 					last = p.Created // a new policy waits for its first slot
 				}
 				due, slot := policy.Due(sched, last, now)
-				if !due || busySource[source] >= s.opts.PerSource || busyNode >= s.opts.PerNode {
+				if !due {
 					continue
 				}
 				r := meta.Run{Policy: p.Name, Source: source, Object: object, Slot: slot, State: meta.RunClaimed}
@@ -233,8 +223,6 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 					errs = append(errs, err)
 				} else if j.ID != "" {
 					started = append(started, j)
-					busySource[source]++
-					busyNode++
 				}
 			}
 		}
@@ -242,21 +230,20 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 	return started, errors.Join(errs...)
 }
 
-// settle brings a claimed run up to date with its job and reports whether
-// that job is still running.
-func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta.Run, bool, error) {
+// settle brings a claimed run up to date with its job.
+func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) error {
 	c := s.m.catalog
 	if r.Job == "" {
-		return r, false, nil // waiting for a retry
+		return nil // waiting for a retry
 	}
 	points, err := c.RestorePoints(ctx, meta.Filter{Source: r.Source, Object: r.Object})
 	if err != nil {
-		return r, false, err
+		return err
 	}
 	for _, rp := range points {
 		if rp.Job == r.Job {
 			r.State, r.Error = meta.RunDone, ""
-			return r, false, c.UpdateRun(ctx, r)
+			return c.UpdateRun(ctx, r)
 		}
 	}
 	j, err := c.Job(ctx, r.Job)
@@ -264,12 +251,12 @@ func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta
 	case errors.Is(err, meta.ErrNotFound):
 		j = meta.Job{State: meta.JobFailed, Error: "the job was never recorded"}
 	case err != nil:
-		return r, false, err
+		return err
 	case !j.Done():
-		return r, true, nil
+		return nil
 	case j.State == meta.JobSucceeded && r.Policy == upkeepPolicy:
 		r.State, r.Error = meta.RunDone, ""
-		return r, false, c.UpdateRun(ctx, r)
+		return c.UpdateRun(ctx, r)
 	}
 	r.Error = fmt.Sprintf("attempt %d: %s: %s", r.Attempts, j.State, j.Error)
 	if r.Attempts >= s.opts.MaxAttempts {
@@ -286,10 +273,11 @@ func (s *Scheduler) settle(ctx context.Context, r meta.Run, now time.Time) (meta
 		s.m.log.Warn("scheduled backup will be retried", "policy", r.Policy, "source", r.Source, "object", r.Object,
 			"slot", r.Slot, "next_try", r.NextTry, "err", r.Error)
 	}
-	return r, false, c.UpdateRun(ctx, r)
+	return c.UpdateRun(ctx, r)
 }
 
-// attempt starts a job for a claimed run and records it on the run.
+// attempt queues a backup (or starts an upkeep job) for a claimed run and
+// records it on the run.
 func (s *Scheduler) attempt(ctx context.Context, r meta.Run, now time.Time) (meta.Job, error) {
 	r.Attempts++
 	var j meta.Job
@@ -300,7 +288,7 @@ func (s *Scheduler) attempt(ctx context.Context, r meta.Run, now time.Time) (met
 	case r.Policy == upkeepPolicy && r.Object == meta.JobGC:
 		j, err = s.m.StartGC(ctx, api.GCRequest{})
 	default:
-		j, err = s.m.StartBackup(ctx, api.BackupRequest{Source: r.Source, Object: r.Object})
+		j, err = s.m.enqueue(ctx, r)
 	}
 	if err != nil {
 		r.Error = fmt.Sprintf("attempt %d: %v", r.Attempts, err)
@@ -312,7 +300,7 @@ func (s *Scheduler) attempt(ctx context.Context, r meta.Run, now time.Time) (met
 		return meta.Job{}, s.m.catalog.UpdateRun(ctx, r)
 	}
 	r.Job = j.ID
-	s.m.log.Info("scheduled backup started", "policy", r.Policy, "source", r.Source, "object", r.Object,
+	s.m.log.Info("scheduled job recorded", "policy", r.Policy, "source", r.Source, "object", r.Object,
 		"slot", r.Slot, "attempt", r.Attempts, "job", j.ID)
 	return j, s.m.catalog.UpdateRun(ctx, r)
 }

@@ -2,8 +2,11 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,14 +79,22 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 	if _, err := a.AssignPolicy(ctx, "hourly", "vm"); err != nil {
 		t.Fatal(err)
 	}
+	// pass runs the scheduler's pass and then m's worker, and waits for
+	// every job they started.
 	pass := func(s *jobs.Scheduler, m *jobs.Manager) []meta.Job {
 		t.Helper()
 		js, err := s.Pass(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, j := range js {
-			wait(t, m, j.ID)
+		taken, err := m.Work(ctx, jobs.WorkerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range append(taken, js...) {
+			if j.State != meta.JobQueued {
+				wait(t, m, j.ID)
+			}
 		}
 		return js
 	}
@@ -105,8 +116,11 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 	clk.set(time.Date(2026, 11, 22, 11, 0, 5, 0, time.UTC))
 	f.store.open = make(chan struct{})
 	js, err := sa.Pass(ctx)
-	if err != nil || len(js) != 1 {
+	if err != nil || len(js) != 1 || js[0].State != meta.JobQueued {
 		t.Fatalf("11:00 on A: %v %v", js, err)
+	}
+	if taken, err := a.Work(ctx, jobs.WorkerOptions{}); err != nil || len(taken) != 1 {
+		t.Fatalf("A's worker took %v: %v", taken, err)
 	}
 	time.Sleep(50 * time.Millisecond)
 	a.Close() // the job is recorded interrupted, as when its node is declared down
@@ -161,8 +175,19 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 	if len(n1)+len(n2) != 1 {
 		t.Fatalf("17:00 from two passes: %d + %d jobs", len(n1), len(n2))
 	}
-	for _, j := range append(n1, n2...) {
+	// Both workers look; one takes the job.
+	var t1, t2 []meta.Job
+	wg.Go(func() { t1, _ = b.Work(ctx, jobs.WorkerOptions{}) })
+	wg.Go(func() { t2, _ = c.Work(ctx, jobs.WorkerOptions{}) })
+	wg.Wait()
+	if len(t1)+len(t2) != 1 {
+		t.Fatalf("17:00 taken by two workers: %d + %d jobs", len(t1), len(t2))
+	}
+	for _, j := range t1 {
 		wait(t, b, j.ID)
+	}
+	for _, j := range t2 {
+		wait(t, c, j.ID)
 	}
 	pass(sb, b)
 
@@ -182,4 +207,110 @@ func TestSchedulerExactlyOnce(t *testing.T) {
 			t.Fatalf("run %s is %s: %s", r.Slot.Format("15:04"), r.State, r.Error)
 		}
 	}
+}
+
+// partitioned is a node's view of the catalog that can lose its lease
+// renewals, as a node cut off from the leader does, while its other writes
+// still arrive (late).
+type partitioned struct {
+	*meta.Memory
+	cut atomic.Bool
+}
+
+func (p *partitioned) RenewLease(ctx context.Context, id, node string, until time.Time) (meta.Job, error) {
+	if p.cut.Load() {
+		return meta.Job{}, errors.New("no leader: partitioned")
+	}
+	return p.Memory.RenewLease(ctx, id, node, until)
+}
+
+// TestLeaseExpiryFencesTheOldNode: node A takes a scheduled backup and
+// stops renewing its lease; the leader (B) interrupts the job when the
+// lease runs out and retries the run on B. When A's backup gets going
+// again, its restore point is refused: the slot gets exactly one. A cancel
+// made on B reaches a job running on A through A's lease.
+func TestLeaseExpiryFencesTheOldNode(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	master, _, err := keys.Load(filepath.Join(f.dir, "master.key"), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)}
+	cut := &partitioned{Memory: f.catalog}
+	node := func(name string, c jobs.Catalog) *jobs.Manager {
+		m, err := jobs.New(ctx, c, keys.NewRing(master, f.catalog, nil), f.store, []plugins.Kind{file.Kind()},
+			jobs.Options{Node: name, Now: clk.now, Secrets: keys.NewSecrets(master, nil), Lease: 600 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	a, b := node("a", cut), node("b", f.catalog)
+	sb := b.NewScheduler(jobs.SchedulerOptions{})
+	for _, name := range []string{"vm", "db"} {
+		img := f.image(t, name+".img", 5<<20)
+		if _, err := b.AddSource(ctx, api.AddSourceRequest{Name: name, Kind: "file", Config: map[string]string{"path": img}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.CreatePolicy(ctx, api.PolicyRequest{Name: "hourly", Schedule: "hourly :00", KeepLast: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AssignPolicy(ctx, "hourly", "vm"); err != nil {
+		t.Fatal(err)
+	}
+
+	clk.set(time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC))
+	f.store.open = make(chan struct{}) // hold every Put
+	if js, err := sb.Pass(ctx); err != nil || len(js) != 1 {
+		t.Fatalf("10:00: %v %v", js, err)
+	}
+	taken, err := a.Work(ctx, jobs.WorkerOptions{})
+	if err != nil || len(taken) != 1 || taken[0].Node != "a" || taken[0].Lease.IsZero() {
+		t.Fatalf("A's worker took %+v: %v", taken, err)
+	}
+	old := taken[0]
+	cut.cut.Store(true)
+	clk.set(clk.now().Add(time.Second)) // past A's lease
+	if _, err := sb.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := f.catalog.Job(ctx, old.ID); j.State != meta.JobInterrupted || !strings.Contains(j.Error, "lease") {
+		t.Fatalf("A's job after its lease ran out: %s %q", j.State, j.Error)
+	}
+	retry, err := b.Work(ctx, jobs.WorkerOptions{})
+	if err != nil || len(retry) != 1 || retry[0].Slot != old.Slot {
+		t.Fatalf("B's worker took %+v: %v", retry, err)
+	}
+	close(f.store.open) // both backups run on
+	if j := wait(t, b, retry[0].ID); j.State != meta.JobSucceeded {
+		t.Fatalf("the retry: %s %s", j.State, j.Error)
+	}
+	if j := wait(t, a, old.ID); j.State != meta.JobInterrupted {
+		t.Fatalf("A's late job ended as %s (%s), want its interrupted record kept", j.State, j.Error)
+	}
+	if rps, _ := f.catalog.RestorePoints(ctx, meta.Filter{}); len(rps) != 1 || rps[0].Job != retry[0].ID {
+		t.Fatalf("restore points %+v, want exactly the retry's", rps)
+	}
+	sb.Pass(ctx)
+	if runs, _ := f.catalog.Runs(ctx); len(runs) != 1 || runs[0].State != meta.RunDone || runs[0].Attempts != 2 {
+		t.Fatalf("runs %+v", runs)
+	}
+
+	// Cancel from B reaches a job running on A through its lease.
+	cut.cut.Store(false)
+	f.store.open = make(chan struct{})
+	running, err := a.StartBackup(ctx, api.BackupRequest{Source: "db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err := b.CancelJob(ctx, running.ID); err != nil || !j.CancelRequested {
+		t.Fatalf("cancel from B: %+v %v", j, err)
+	}
+	if j := wait(t, a, running.ID); j.State != meta.JobCanceled {
+		t.Fatalf("A's job canceled from B ended %s (%s)", j.State, j.Error)
+	}
+	close(f.store.open)
 }

@@ -125,6 +125,12 @@ func (m *Manager) source(ctx context.Context, name string) (meta.Source, plugins
 // StartBackup starts a backup of one object. With no object named, the
 // source must have exactly one.
 func (m *Manager) StartBackup(ctx context.Context, req api.BackupRequest) (meta.Job, error) {
+	return m.startBackup(ctx, req, nil)
+}
+
+// startBackup starts a backup as a new job, or as taken: a queued job this
+// node has taken (TakeJob), already recorded as running here.
+func (m *Manager) startBackup(ctx context.Context, req api.BackupRequest, taken *meta.Job) (meta.Job, error) {
 	if req.Full && req.ChangedExtents != nil {
 		return meta.Job{}, invalid("a full backup reads everything: leave out the changed extents")
 	}
@@ -153,23 +159,28 @@ func (m *Manager) StartBackup(ctx context.Context, req api.BackupRequest) (meta.
 	m.mu.Unlock()
 
 	progress := new(backup.Progress)
-	j, err := m.start(meta.Job{Kind: meta.JobBackup, Source: src.Name, Object: object},
-		func() (int64, int64) { return progress.Done.Load(), progress.Total.Load() },
-		func(ctx context.Context, l *live) error {
-			defer func() {
-				m.mu.Lock()
-				delete(m.busy, busyKey)
-				m.mu.Unlock()
-			}()
-			rp, err := m.runBackup(ctx, l, src, plugin, object, req, progress)
-			if err != nil {
-				return err
-			}
-			l.mu.Lock()
-			l.job.RestorePoint = rp
-			l.mu.Unlock()
-			return nil
-		})
+	count := func() (int64, int64) { return progress.Done.Load(), progress.Total.Load() }
+	run := func(ctx context.Context, l *live) error {
+		defer func() {
+			m.mu.Lock()
+			delete(m.busy, busyKey)
+			m.mu.Unlock()
+		}()
+		rp, err := m.runBackup(ctx, l, src, plugin, object, req, progress)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		l.job.RestorePoint = rp
+		l.mu.Unlock()
+		return nil
+	}
+	var j meta.Job
+	if taken != nil {
+		j = m.launch(*taken, count, run)
+	} else {
+		j, err = m.start(meta.Job{Kind: meta.JobBackup, Source: src.Name, Object: object}, count, run)
+	}
 	if err != nil {
 		m.mu.Lock()
 		delete(m.busy, busyKey)

@@ -11,6 +11,10 @@ func (s Schedule) Next(after time.Time) time.Time {
 	if s.kind == 0 {
 		return time.Time{}
 	}
+	if s.kind == every {
+		n, d := after.UnixNano(), int64(s.every)
+		return time.Unix(0, (floorDiv(n, d)+1)*d).UTC()
+	}
 	loc := s.Location()
 	if s.kind == hourly {
 		c := after.Truncate(time.Minute).Add(time.Minute)
@@ -40,6 +44,10 @@ func (s Schedule) Next(after time.Time) time.Time {
 func (s Schedule) last(at time.Time) time.Time {
 	if s.kind == 0 {
 		return time.Time{}
+	}
+	if s.kind == every {
+		n, d := at.UnixNano(), int64(s.every)
+		return time.Unix(0, floorDiv(n, d)*d).UTC()
 	}
 	loc := s.Location()
 	if s.kind == hourly {
@@ -118,4 +126,13 @@ func Due(s Schedule, lastRun, now time.Time) (due bool, slot time.Time) {
 		return false, time.Time{}
 	}
 	return true, slot
+}
+
+// floorDiv is n/d rounded toward negative infinity (d > 0).
+func floorDiv(n, d int64) int64 {
+	q := n / d
+	if n%d < 0 {
+		q--
+	}
+	return q
 }

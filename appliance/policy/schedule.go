@@ -19,6 +19,13 @@ const (
 	weekly
 	monthly
 	cron
+	every
+)
+
+// Bounds of an "every" interval.
+const (
+	minEvery = 10 * time.Second
+	maxEvery = 31 * 24 * time.Hour
 )
 
 // searchDays bounds how far Next and Due look. A cron day-of-month rule
@@ -35,6 +42,7 @@ type Schedule struct {
 	days   uint8 // weekly: bit i = time.Weekday(i)
 	dom    int   // monthly: 1..31, or 0 for "last"
 	cron   cronSpec
+	every  time.Duration
 	loc    *time.Location
 }
 
@@ -45,6 +53,11 @@ type Schedule struct {
 //	weekly DAY[,DAY|DAY-DAY...] HH:MM [ZONE]   (DAY is mon..sun)
 //	monthly DOM|last HH:MM [ZONE]              (DOM is 1..31)
 //	cron MIN HOUR DOM MONTH DOW [ZONE]
+//	every DURATION                             (10s to 744h, whole seconds)
+//
+// An "every" schedule runs at the multiples of DURATION since the Unix
+// epoch ("every 4h": 00:00, 04:00, ... UTC), so every node agrees on its
+// slots; it takes no zone.
 //
 // ZONE is an IANA name such as Europe/Berlin; without one the schedule is
 // in UTC. Keywords and names are case-insensitive, the zone is not. The
@@ -79,8 +92,10 @@ func parseSchedule(s string) (Schedule, error) {
 		sc.kind, args = monthly, 2
 	case "cron":
 		sc.kind, args = cron, 5
+	case "every":
+		return parseEvery(tok[1:])
 	default:
-		return Schedule{}, fmt.Errorf("unknown form %q (want hourly, daily, weekly, monthly or cron)", tok[0])
+		return Schedule{}, fmt.Errorf("unknown form %q (want hourly, daily, weekly, monthly, cron or every)", tok[0])
 	}
 	rest := tok[1:]
 	if len(rest) < args || len(rest) > args+1 {
@@ -118,6 +133,33 @@ func parseSchedule(s string) (Schedule, error) {
 		return Schedule{}, err
 	}
 	return sc, nil
+}
+
+func parseEvery(rest []string) (Schedule, error) {
+	if len(rest) != 1 {
+		return Schedule{}, fmt.Errorf("every takes one duration (such as 4h or 30m) and no zone, got %d fields", len(rest))
+	}
+	d, err := time.ParseDuration(rest[0])
+	switch {
+	case err != nil:
+		return Schedule{}, fmt.Errorf("duration %q: want one such as 4h, 30m or 90s", rest[0])
+	case d < minEvery || d > maxEvery:
+		return Schedule{}, fmt.Errorf("every %s: want %s to %s", d, minEvery, maxEvery)
+	case d%time.Second != 0:
+		return Schedule{}, fmt.Errorf("every %s: want whole seconds", d)
+	}
+	return Schedule{kind: every, every: d, loc: time.UTC}, nil
+}
+
+// formatEvery writes d in its largest whole unit: 4h, 90m, 45s.
+func formatEvery(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 }
 
 func loadZone(name string) (*time.Location, error) {
@@ -248,6 +290,8 @@ func (s Schedule) String() string {
 		b.WriteString("monthly " + dom + " " + clock)
 	case cron:
 		b.WriteString("cron " + s.cron.String())
+	case every:
+		return "every " + formatEvery(s.every)
 	default:
 		return ""
 	}

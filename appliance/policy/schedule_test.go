@@ -140,6 +140,10 @@ func TestDue(t *testing.T) {
 		{"months missed, clamped slot", "monthly 31 02:00", "2026-01-31T02:00:00Z", "2026-05-01T00:00:00Z", true, "2026-04-30T02:00:00Z"},
 		{"leap cron missed for years", "cron 0 0 29 2 *", "2028-02-29T00:00:00Z", "2033-01-01T00:00:00Z", true, "2032-02-29T00:00:00Z"},
 		{"zero schedule never due", "", "2026-01-01T00:00:00Z", "2026-11-22T00:00:00Z", false, ""},
+		{"every 4h missed runs once", "every 4h", "2026-11-22T00:00:00Z", "2026-11-22T10:59:00Z", true, "2026-11-22T08:00:00Z"},
+		{"every 10s just before the slot", "every 10s", "2026-11-22T10:00:00Z", "2026-11-22T10:00:09Z", false, ""},
+		{"every 10s at the slot", "every 10s", "2026-11-22T10:00:00Z", "2026-11-22T10:00:10Z", true, "2026-11-22T10:00:10Z"},
+		{"every 90m across midnight", "every 90m", "2026-11-21T22:30:00Z", "2026-11-22T00:10:00Z", true, "2026-11-22T00:00:00Z"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -174,6 +178,9 @@ func TestParseScheduleCanonical(t *testing.T) {
 		{"hourly :15 Asia/Kolkata", "hourly :15 Asia/Kolkata"},
 		{"cron 0 2 * * MON-FRI", "cron 0 2 * * mon-fri"},
 		{"cron */15 9-17 1,15 jan-mar/2 * Europe/Berlin", "cron */15 9-17 1,15 jan-mar/2 * Europe/Berlin"},
+		{"EVERY 240m", "every 4h"},
+		{"every 1h30m", "every 90m"},
+		{"every 90s", "every 90s"},
 	}
 	for _, c := range cases {
 		sc := mustSchedule(t, c.in)
@@ -198,6 +205,7 @@ func TestParseScheduleErrors(t *testing.T) {
 		"cron * * * *", "cron 60 * * * *", "cron * 24 * * *", "cron * * 0 * *", "cron * * * 13 *", "cron * * * * 8",
 		"cron */0 * * * *", "cron 5-1 * * * *", "cron 0 0 30 2 *", "cron 0 0 31 4,6,9,11 *", "cron , * * * *",
 		"cron 1-2-3 * * * *", "cron */100 * * * *", "cron +1 * * * *",
+		"every", "every 5s", "every 1500ms", "every 745h", "every 4h Europe/Berlin", "every -1h", "every four",
 	} {
 		_, err := ParseSchedule(in)
 		if err == nil {
@@ -234,6 +242,7 @@ func TestNextAgreesWithLast(t *testing.T) {
 		"hourly :30 Europe/Berlin", "daily 02:30 Europe/Berlin", "daily 01:30 America/New_York",
 		"weekly sun 02:00 Europe/Berlin", "monthly 31 02:30 America/New_York", "monthly last 00:00 Australia/Lord_Howe",
 		"cron */20 1-3 * * * Europe/Berlin", "cron 0 0 29 2 *", "cron 30 2 1 * sun America/New_York",
+		"every 4h", "every 7m", "every 10s",
 	}
 	start := ts(t, "2026-01-01T00:00:00Z")
 	for _, s := range specs {

@@ -30,6 +30,11 @@ const (
 	PutPolicyCommand          CommandType = 15
 	RemovePolicyCommand       CommandType = 16
 	PutRunCommand             CommandType = 17
+	TakeJobCommand            CommandType = 18
+	RenewLeaseCommand         CommandType = 19
+	CancelJobCommand          CommandType = 20
+	ExpireLeasesCommand       CommandType = 21
+	FinishJobCommand          CommandType = 22
 )
 
 // IgnoreUnknown, set in the type byte, marks a command an older node may

@@ -65,6 +65,16 @@ func CheckCommand(cmd []byte) error {
 		body = &removePolicyBody{}
 	case PutRunCommand:
 		body = &putRunBody{}
+	case TakeJobCommand:
+		body = &takeJobBody{}
+	case RenewLeaseCommand:
+		body = &renewLeaseBody{}
+	case CancelJobCommand:
+		body = &cancelJobBody{}
+	case ExpireLeasesCommand:
+		body = &expireLeasesBody{}
+	case FinishJobCommand:
+		body = &putJobBody{}
 	default:
 		if CommandType(cmd[0])&IgnoreUnknown != 0 {
 			return nil

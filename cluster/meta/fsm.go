@@ -121,6 +121,26 @@ func (f *FSM) Apply(entry []byte) Result {
 		var c putRunBody
 		decodeBody(t, body, &c)
 		return Result{Err: s.putRun(c.Run, c.Claim)}
+	case TakeJobCommand:
+		var c takeJobBody
+		decodeBody(t, body, &c)
+		return jobResult(s.takeJob(c))
+	case RenewLeaseCommand:
+		var c renewLeaseBody
+		decodeBody(t, body, &c)
+		return jobResult(s.renewLease(c))
+	case CancelJobCommand:
+		var c cancelJobBody
+		decodeBody(t, body, &c)
+		return jobResult(s.cancelJob(c))
+	case ExpireLeasesCommand:
+		var c expireLeasesBody
+		decodeBody(t, body, &c)
+		return Result{Jobs: s.expireLeases(c.Now)}
+	case FinishJobCommand:
+		var c putJobBody
+		decodeBody(t, body, &c)
+		return Result{Err: s.finishJob(c.Job)}
 	}
 	if optional {
 		return Result{Ignored: true}

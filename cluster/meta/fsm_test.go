@@ -71,6 +71,7 @@ func testKey(tenant string, id byte) WrappedKey {
 
 func TestApplyEveryCommand(t *testing.T) {
 	running := Job{ID: "job-1", Kind: JobBackup, State: JobRunning, Source: "nas", Created: t0}
+	queued := Job{ID: "job-2", Kind: JobBackup, State: JobQueued, Source: "nas", Object: "vm1", Created: t0, Policy: "gold", Slot: t0}
 	now := t0.Add(time.Hour)
 	tests := []struct {
 		name  string
@@ -381,6 +382,110 @@ func TestApplyEveryCommand(t *testing.T) {
 				t.Errorf("runs = %v", s.runs)
 			}
 		}},
+		{"take a queued job", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute), PerSource: 1})
+		}, nil, func(t *testing.T, s *state, res Result) {
+			j := s.jobs[queued.ID]
+			if j.State != JobRunning || j.Node != "n1" || !j.Lease.Equal(now.Add(time.Minute)) || !j.Started.Equal(now) || len(res.Jobs) != 1 {
+				t.Errorf("job = %+v, result %+v", j, res)
+			}
+		}},
+		{"take a job of a busy source", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{running}), mustCmd(t, PutJobCommand, putJobBody{queued})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute), PerSource: 1})
+		}, ErrBusy, nil},
+		{"take a job on a busy node", func(t *testing.T) [][]byte {
+			other := running
+			other.Source, other.Node = "vc", "n1"
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{other}), mustCmd(t, PutJobCommand, putJobBody{queued})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute), PerSource: 1, PerNode: 1})
+		}, ErrBusy, nil},
+		{"take a job twice", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n2", Now: now, Until: now.Add(time.Minute)})
+		}, ErrConflict, nil},
+		{"renew a lease", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)}),
+				mustCmd(t, CancelJobCommand, cancelJobBody{ID: queued.ID, Now: now})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RenewLeaseCommand, renewLeaseBody{ID: queued.ID, Node: "n1", Until: now.Add(2 * time.Minute)})
+		}, nil, func(t *testing.T, s *state, res Result) {
+			if j := res.Jobs[0]; !j.Lease.Equal(now.Add(2*time.Minute)) || !j.CancelRequested || j.State != JobRunning {
+				t.Errorf("renewed job = %+v", j)
+			}
+		}},
+		{"renew a lease of another node", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, RenewLeaseCommand, renewLeaseBody{ID: queued.ID, Node: "n2", Until: now.Add(2 * time.Minute)})
+		}, ErrConflict, nil},
+		{"cancel a queued job", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, CancelJobCommand, cancelJobBody{ID: queued.ID, Now: now})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if j := s.jobs[queued.ID]; j.State != JobCanceled || len(s.active) != 0 {
+				t.Errorf("job = %+v, active %v", j, s.active)
+			}
+		}},
+		{"cancel a finished job", func(t *testing.T) [][]byte {
+			done := queued
+			done.State = JobSucceeded
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{done})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, CancelJobCommand, cancelJobBody{ID: queued.ID, Now: now})
+		}, ErrConflict, nil},
+		{"expire leases", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{running}), mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)})}
+		}, func(t *testing.T) []byte {
+			return mustCmd(t, ExpireLeasesCommand, expireLeasesBody{Now: now.Add(2 * time.Minute)})
+		}, nil, func(t *testing.T, s *state, res Result) {
+			if len(res.Jobs) != 1 || res.Jobs[0].ID != queued.ID || s.jobs[queued.ID].State != JobInterrupted {
+				t.Errorf("expired %+v", res.Jobs)
+			}
+			if s.jobs[running.ID].State != JobRunning {
+				t.Error("a job without a lease was interrupted")
+			}
+		}},
+		{"finish a job running on its node", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)})}
+		}, func(t *testing.T) []byte {
+			done := queued
+			done.State, done.Node = JobSucceeded, "n1"
+			return mustCmd(t, FinishJobCommand, putJobBody{done})
+		}, nil, func(t *testing.T, s *state, _ Result) {
+			if j := s.jobs[queued.ID]; j.State != JobSucceeded || len(s.active) != 0 {
+				t.Errorf("job = %+v", j)
+			}
+		}},
+		{"finish a job the cluster interrupted", func(t *testing.T) [][]byte {
+			return [][]byte{mustCmd(t, PutJobCommand, putJobBody{queued}),
+				mustCmd(t, TakeJobCommand, takeJobBody{ID: queued.ID, Node: "n1", Now: now, Until: now.Add(time.Minute)}),
+				mustCmd(t, ExpireLeasesCommand, expireLeasesBody{Now: now.Add(time.Hour)})}
+		}, func(t *testing.T) []byte {
+			done := queued
+			done.State, done.Node = JobFailed, "n1"
+			return mustCmd(t, FinishJobCommand, putJobBody{done})
+		}, ErrConflict, nil},
+		{"a job that is no longer running commits no restore point", func(t *testing.T) [][]byte {
+			gone := running
+			gone.State = JobInterrupted
+			return [][]byte{mustCmd(t, AddSourceCommand, addSourceBody{testSource("nas")}), mustCmd(t, PutJobCommand, putJobBody{gone})}
+		}, func(t *testing.T) []byte {
+			rp := testPoint("rp-1", "nas", "vm1", t0)
+			rp.Job = running.ID
+			return mustCmd(t, CommitRestorePointCommand, commitBody{rp})
+		}, ErrConflict, nil},
 		{"end a gc round that is not running", nil, func(t *testing.T) []byte {
 			return mustCmd(t, EndGCCommand, endGCBody{GCRound{Epoch: 1, State: GCDone}})
 		}, ErrConflict, nil},
@@ -407,7 +512,7 @@ func TestApplyEveryCommand(t *testing.T) {
 			}
 		})
 	}
-	for ct := AddSourceCommand; ct <= PutRunCommand; ct++ {
+	for ct := AddSourceCommand; ct <= FinishJobCommand; ct++ {
 		if !covered[ct] {
 			t.Errorf("command type %d has no test", ct)
 		}

@@ -158,9 +158,12 @@ func (l *Local) InterruptRunning(ctx context.Context, node string, now time.Time
 	return out, nil
 }
 
-// runsOn reports whether node runs j: a job recorded without a node belongs
-// to whichever node restarts first.
-func (j Job) runsOn(node string) bool { return j.Node == "" || j.Node == node }
+// runsOn reports whether node runs j: a running job recorded without a
+// node belongs to whichever node restarts first. A queued job that no node
+// has taken runs nowhere yet.
+func (j Job) runsOn(node string) bool {
+	return j.Node == node || (j.Node == "" && j.State == JobRunning)
+}
 
 // interrupted returns j as a queued or running job whose node stopped.
 func interrupted(j Job, now time.Time) Job {

@@ -150,6 +150,16 @@ type Job struct {
 	Result map[string]string `json:"result,omitempty"`
 	// GC is what a garbage-collection job did.
 	GC *GCResult `json:"gc,omitempty"`
+	// Lease is when the running job's node must have renewed it by; a job
+	// whose lease runs out is interrupted (see ExpireLeases). Zero for a
+	// job recorded without one.
+	Lease time.Time `json:"lease,omitzero"`
+	// CancelRequested asks the node running the job to stop it; the node
+	// sees it when it renews the lease.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// Policy and Slot name the scheduled run a job is an attempt of.
+	Policy string    `json:"policy,omitempty"`
+	Slot   time.Time `json:"slot,omitzero"`
 }
 
 // GCResult is what a garbage-collection round found and did.

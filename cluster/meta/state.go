@@ -135,6 +135,12 @@ func (s *state) commit(rp RestorePoint) error {
 	if !ok {
 		return fmt.Errorf("source %s: %w", rp.Source, ErrNotFound)
 	}
+	// Fencing: a job that was interrupted (its node declared down, its
+	// lease expired) or canceled may have been retried; its late restore
+	// point would be a second one for the same run.
+	if j, ok := s.jobs[rp.Job]; ok && rp.Job != "" && j.State != JobRunning {
+		return fmt.Errorf("restore point of job %s: the job is %s, no longer running: %w", rp.Job, j.State, ErrConflict)
+	}
 	rp, err := admitPoint(rp, src, func(id string) (RestorePoint, error) {
 		b, ok := s.points[id]
 		if !ok {

@@ -89,6 +89,10 @@ the API.`,
 	f.DurationVar(&cfg.healEvery, "heal-every", 10*time.Second, "how often the leader checks every chunk's replicas and repairs them")
 	f.StringVar(&cfg.verifySchedule, "verify-schedule", "weekly sun 03:00", "when the leader verifies every restore point and scrubs every node (a policy schedule; empty: never)")
 	f.StringVar(&cfg.gcSchedule, "gc-schedule", "daily 04:00", "when the leader collects garbage with the default grace (a policy schedule; empty: never)")
+	f.IntVar(&cfg.jobsPerNode, "jobs-per-node", 4, "scheduled backups this node runs at once")
+	f.IntVar(&cfg.jobsPerSource, "jobs-per-source", 2, "scheduled backups of one source running at once, cluster-wide")
+	f.DurationVar(&cfg.jobLease, "job-lease", 30*time.Second, "how long a running job's lease lasts; a job whose node stops renewing it for this long is interrupted and its scheduled run retried")
+	f.DurationVar(&cfg.scheduleTick, "schedule-tick", 5*time.Second, "how often the leader looks for due scheduled runs and nodes look for queued jobs")
 	reportFlags(f, &cfg.report)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	return cmd

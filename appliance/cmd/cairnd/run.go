@@ -37,6 +37,8 @@ type config struct {
 	join, token                     string
 	deadAfter, healEvery            time.Duration
 	verifySchedule, gcSchedule      string
+	jobsPerNode, jobsPerSource      int
+	jobLease, scheduleTick          time.Duration
 
 	report reportConfig
 }
@@ -105,6 +107,14 @@ func run(ctx context.Context, cfg config) error {
 			return usageError{fmt.Errorf("%s %q: %w", flag, spec, err)}
 		}
 	}
+	switch {
+	case cfg.jobsPerNode < 1 || cfg.jobsPerSource < 1:
+		return usageError{fmt.Errorf("--jobs-per-node and --jobs-per-source must be at least 1")}
+	case cfg.jobLease < 3*time.Second:
+		return usageError{fmt.Errorf("--job-lease %s: want at least 3s", cfg.jobLease)}
+	case cfg.scheduleTick < 100*time.Millisecond:
+		return usageError{fmt.Errorf("--schedule-tick %s: want at least 100ms", cfg.scheduleTick)}
+	}
 	reports, err := newReporting(cfg.report)
 	if err != nil {
 		return err
@@ -159,6 +169,7 @@ func run(ctx context.Context, cfg config) error {
 	ring := keys.NewRing(master, catalog, nil)
 	mgr, err := jobs.New(ctx, catalog, ring, mem.Chunks(), wirePlugins(), jobs.Options{
 		Log: log, Secrets: keys.NewSecrets(master, nil), Node: mem.ID(), Collector: collector{mem}, Repairer: repairer{mem},
+		Lease: cfg.jobLease,
 		// A read that finds a damaged copy fails over and has that copy
 		// deleted on its node, and healing restores it; deleting a chunk
 		// everywhere would throw the good copies away too.
@@ -170,9 +181,11 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer mgr.Close()
-	// The scheduler passes on the leader only; its claims go through Raft,
-	// so a new leader carries on where the old one stopped.
-	go mgr.NewScheduler(jobs.SchedulerOptions{Verify: cfg.verifySchedule, GC: cfg.gcSchedule}).Run(ctx, catalog.IsLeader)
+	// The scheduler passes on the leader only; its claims and queued jobs
+	// go through Raft, so a new leader carries on where the old one
+	// stopped. Every node's worker takes queued jobs under a lease.
+	go mgr.NewScheduler(jobs.SchedulerOptions{Tick: cfg.scheduleTick, Verify: cfg.verifySchedule, GC: cfg.gcSchedule}).Run(ctx, catalog.IsLeader)
+	go mgr.RunWorker(ctx, jobs.WorkerOptions{Tick: cfg.scheduleTick, PerNode: cfg.jobsPerNode, PerSource: cfg.jobsPerSource})
 	if cfg.demo {
 		stop, err := startDemo(ctx, cfg.data, cfg.demoVcsim, cfg.demoChurn, mgr, log)
 		if err != nil {
