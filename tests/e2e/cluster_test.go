@@ -19,10 +19,11 @@ import (
 type node struct {
 	*daemon
 	data, cluster string
+	extra         []string // more cairnd flags
 }
 
 func (n *node) restart(t *testing.T) {
-	n.daemon = startDaemon(t, n.data, n.addr, clusterFlags(n.cluster)...)
+	n.daemon = startDaemon(t, n.data, n.addr, clusterFlags(n.cluster, n.extra...)...)
 }
 
 func clusterFlags(addr string, extra ...string) []string {
@@ -85,22 +86,24 @@ func randomImage(t *testing.T, path string, size int) {
 	}
 }
 
-// startCluster starts n cairnd processes on loopback: the first
-// bootstraps, each next joins with a token from the one before. It waits
-// until all are healthy voters and returns them, and them by node ID.
-func startCluster(t *testing.T, dir string, n int) ([]*node, map[string]*node) {
+// startCluster starts n cairnd processes on loopback, with extra flags:
+// the first bootstraps, each next joins with a token from the one before.
+// It waits until all are healthy voters and returns them, and them by node
+// ID.
+func startCluster(t *testing.T, dir string, n int, extra ...string) ([]*node, map[string]*node) {
 	t.Helper()
 	nodes := make([]*node, n)
 	for i := range nodes {
-		nodes[i] = &node{data: filepath.Join(dir, "n"+string(rune('1'+i))), cluster: freeAddr(t)}
+		nodes[i] = &node{data: filepath.Join(dir, "n"+string(rune('1'+i))), cluster: freeAddr(t), extra: extra}
 	}
-	nodes[0].daemon = startDaemon(t, nodes[0].data, "", clusterFlags(nodes[0].cluster)...)
+	nodes[0].daemon = startDaemon(t, nodes[0].data, "", clusterFlags(nodes[0].cluster, extra...)...)
 	for i := 1; i < n; i++ {
 		var tok api.JoinToken
 		if err := json.Unmarshal([]byte(nodes[i-1].ok("cluster", "join-token", "-o", "json")), &tok); err != nil || tok.Token == "" {
 			t.Fatalf("join token: %v %+v", err, tok)
 		}
-		nodes[i].daemon = startDaemon(t, nodes[i].data, "", clusterFlags(nodes[i].cluster, "--join", tok.Join, "--token", tok.Token)...)
+		flags := append([]string{"--join", tok.Join, "--token", tok.Token}, extra...)
+		nodes[i].daemon = startDaemon(t, nodes[i].data, "", clusterFlags(nodes[i].cluster, flags...)...)
 	}
 	byID := map[string]*node{}
 	waitFor(t, fmt.Sprintf("%d healthy members", n), time.Minute, func() bool {

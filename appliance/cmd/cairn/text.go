@@ -28,6 +28,13 @@ func (a *app) showJob(j meta.Job) error {
 	f.add("Kind", j.Kind)
 	f.add("State", j.State)
 	f.add("Object", objectName(j.Source, j.Object))
+	f.add("Node", j.Node)
+	if j.Policy != "" {
+		f.add("Scheduled", j.Policy+", slot "+a.when(j.Slot))
+	}
+	if j.CancelRequested && !j.Done() {
+		f.add("Cancel", "requested; the node stops the job when it next renews its lease")
+	}
 	f.add("Restore point", j.RestorePoint)
 	f.add("Target", j.Target)
 	f.add("Progress", progressText(j.Progress))
