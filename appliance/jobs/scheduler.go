@@ -74,6 +74,10 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	objects map[string]cachedObjects // by source
+	// leadSince is when Run saw this node become leader: renewals may have
+	// failed while there was no leader, so leases are not expired until a
+	// whole lease has passed since.
+	leadSince time.Time
 }
 
 type cachedObjects struct {
@@ -97,8 +101,16 @@ func (s *Scheduler) Run(ctx context.Context, lead func() bool) {
 		case <-tick.C:
 		}
 		if !lead() {
+			s.mu.Lock()
+			s.leadSince = time.Time{}
+			s.mu.Unlock()
 			continue
 		}
+		s.mu.Lock()
+		if s.leadSince.IsZero() {
+			s.leadSince = time.Now()
+		}
+		s.mu.Unlock()
 		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
 			s.m.log.Warn("scheduler pass", "err", err)
 		}
@@ -113,9 +125,15 @@ func (s *Scheduler) Pass(ctx context.Context) ([]meta.Job, error) {
 	c := s.m.catalog
 	var started []meta.Job
 	var errs []error
-	expired, err := c.ExpireLeases(ctx, now)
-	if err != nil {
-		errs = append(errs, err)
+	s.mu.Lock()
+	settled := s.leadSince.IsZero() || time.Since(s.leadSince) >= s.m.lease
+	s.mu.Unlock()
+	var expired []meta.Job
+	var err error
+	if settled {
+		if expired, err = c.ExpireLeases(ctx, now); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, j := range expired {
 		s.m.log.Warn("job interrupted: its node stopped renewing its lease", "job", j.ID, "node", j.Node, "kind", j.Kind,

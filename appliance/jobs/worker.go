@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -32,27 +33,34 @@ func (o WorkerOptions) withDefaults() WorkerOptions {
 }
 
 // RunWorker takes queued jobs (the scheduler's backups) for this node
-// every Tick until ctx ends. Every node runs one: whichever node takes a job
-// first runs it under a lease (see Manager.launch), within the concurrency
-// bounds, which the catalog checks as it hands the job out.
+// until ctx ends. Every node runs one: whichever node takes a job first runs
+// it under a lease (see Manager.launch), within the concurrency bounds,
+// which the catalog checks as it hands the job out. A pass takes one job;
+// after taking one, the worker looks again within a short random pause
+// rather than a whole Tick, so a queue drains quickly and the jobs of one
+// slot spread over the nodes instead of all going to the first to look.
 func (m *Manager) RunWorker(ctx context.Context, opts WorkerOptions) {
 	opts = opts.withDefaults()
-	tick := time.NewTicker(opts.Tick)
-	defer tick.Stop()
+	pause := opts.Tick
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(pause):
 		}
-		if _, err := m.Work(ctx, opts); err != nil && ctx.Err() == nil {
+		pause = opts.Tick
+		started, err := m.Work(ctx, opts)
+		if err != nil && ctx.Err() == nil {
 			m.log.Warn("worker pass", "err", err)
+		}
+		if len(started) > 0 {
+			pause = min(opts.Tick, 100*time.Millisecond+rand.N(200*time.Millisecond))
 		}
 	}
 }
 
-// Work takes and starts the queued jobs this node may run now, oldest
-// first, and returns them.
+// Work takes and starts the oldest queued job this node may run now, if
+// any, and returns it.
 func (m *Manager) Work(ctx context.Context, opts WorkerOptions) ([]meta.Job, error) {
 	opts = opts.withDefaults()
 	queued, err := m.catalog.Jobs(ctx, meta.JobFilter{State: meta.JobQueued})
@@ -60,7 +68,6 @@ func (m *Manager) Work(ctx context.Context, opts WorkerOptions) ([]meta.Job, err
 		return nil, err
 	}
 	slices.Reverse(queued) // oldest first
-	var started []meta.Job
 	var errs []error
 	for _, q := range queued {
 		now := m.now()
@@ -76,9 +83,9 @@ func (m *Manager) Work(ctx context.Context, opts WorkerOptions) ([]meta.Job, err
 			errs = append(errs, err)
 			continue
 		}
-		started = append(started, j)
+		return []meta.Job{j}, errors.Join(errs...)
 	}
-	return started, errors.Join(errs...)
+	return nil, errors.Join(errs...)
 }
 
 // runTaken starts a job this node took; one that cannot start is recorded

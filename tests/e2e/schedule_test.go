@@ -23,7 +23,7 @@ func TestSchedulesSurviveLeaderKill(t *testing.T) {
 	sources := []string{"web", "db", "mail"}
 	for _, name := range sources {
 		img := filepath.Join(dir, name+".img")
-		randomImage(t, img, 192<<20) // a backup takes a second or more
+		randomImage(t, img, 64<<20) // a backup takes a second or more
 		nodes[0].ok("source", "add", "file", name, "--path", img)
 	}
 	nodes[1].ok("policy", "create", "often", "--schedule", "every 10s", "--keep-last", "1000")
